@@ -1,0 +1,163 @@
+/**
+ * The one typed configuration module. Environment names equal the Bicep app settings; a missing
+ * required setting fails at start with a message that names it.
+ *
+ * Identity-based settings follow the Functions conventions: `<Connection>__accountEndpoint`,
+ * `<Connection>__fullyQualifiedNamespace`, `<Connection>__clientId`. Keys and connection strings are
+ * only for the local stack (its emulators have published, non-secret keys).
+ */
+import { DEFAULT_OBSERVATION, ObservationDefaults, PropertyClass } from './catalog';
+import { COSMOS_DATABASE_DEFAULT, SERVICE_BUS_CONNECTION } from './constants';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface CosmosConfig {
+  /** `CosmosDb__accountEndpoint`, for example `https://localhost:8081`. */
+  endpoint: string;
+  /** `CosmosDb__databaseName`. */
+  databaseName: string;
+  /** `CosmosDb__accountKey`: local emulators only; absent in Azure, where the managed identity is used. */
+  key?: string;
+  /** `CosmosDb__trustedCertificatePath`: a PEM trusted for this endpoint only (local self-signed server). */
+  trustedCertificatePath?: string;
+  /** `AZURE_CLIENT_ID`: the user-assigned managed identity, in Azure. */
+  managedIdentityClientId?: string;
+}
+
+export interface ServiceBusConfig {
+  /** `ServiceBusConnection`: a connection string (local endpoint, `UseDevelopmentEmulator=true`). */
+  connectionString?: string;
+  /** `ServiceBusConnection__fullyQualifiedNamespace`: identity-based, in Azure. */
+  fullyQualifiedNamespace?: string;
+  managedIdentityClientId?: string;
+}
+
+export interface FunctionsConfig {
+  cosmos: CosmosConfig;
+  serviceBus: ServiceBusConfig;
+  /** `Connector__apiKey`: the shared key of the connector's internal API. */
+  connectorApiKey: string;
+  /** `Jobs__deviceTimeoutSeconds`: bound on one device round trip made for a job. */
+  jobDeviceTimeoutSeconds: number;
+  /** `Staleness__graceSeconds`: how late a notify may be before its property is stale. */
+  stalenessGraceSeconds: number;
+  /** `Staleness__schedule`: six-field NCRONTAB of the sweep. */
+  stalenessSchedule: string;
+}
+
+export interface ConnectorConfig {
+  cosmos: CosmosConfig;
+  /** `Connector__instanceId`: this instance's name, recorded in the twins it holds. */
+  instanceId: string;
+  /** `Connector__coapPort`: UDP port of the LwM2M server (5683). */
+  coapPort: number;
+  /** `Connector__coapAddress`: address to bind (default `::`, all interfaces). */
+  coapAddress: string;
+  /** `Connector__apiPort`: TCP port of the internal HTTP API. */
+  apiPort: number;
+  /** `Connector__apiUrl`: how the Functions app reaches this instance's internal API. */
+  apiUrl: string;
+  /** `Connector__apiKey`: the shared key callers of the internal API present. */
+  apiKey: string;
+  /** `Connector__deviceTimeoutSeconds`: bound on one device request, retransmissions included. */
+  deviceTimeoutSeconds: number;
+  /** `Observe__<class>__pmin` / `__pmax`: observation attributes per property class, in seconds. */
+  observation: ObservationDefaults;
+}
+
+function required(env: Env, name: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') {
+    throw new ConfigError(`Missing app setting ${name}`);
+  }
+  return value;
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new ConfigError(`App setting ${name} must be an integer >= ${min}; got "${raw}"`);
+  }
+  return value;
+}
+
+export function loadCosmosConfig(env: Env): CosmosConfig {
+  return {
+    endpoint: required(env, 'CosmosDb__accountEndpoint'),
+    databaseName: optional(env, 'CosmosDb__databaseName') ?? COSMOS_DATABASE_DEFAULT,
+    key: optional(env, 'CosmosDb__accountKey'),
+    trustedCertificatePath: optional(env, 'CosmosDb__trustedCertificatePath'),
+    managedIdentityClientId: optional(env, 'AZURE_CLIENT_ID'),
+  };
+}
+
+export function loadServiceBusConfig(env: Env): ServiceBusConfig {
+  const connectionString = optional(env, SERVICE_BUS_CONNECTION);
+  const fullyQualifiedNamespace = optional(env, `${SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace`);
+  if (!connectionString && !fullyQualifiedNamespace) {
+    throw new ConfigError(
+      `Missing app setting ${SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace (or ${SERVICE_BUS_CONNECTION} locally)`,
+    );
+  }
+  return {
+    connectionString,
+    fullyQualifiedNamespace,
+    managedIdentityClientId:
+      optional(env, `${SERVICE_BUS_CONNECTION}__clientId`) ?? optional(env, 'AZURE_CLIENT_ID'),
+  };
+}
+
+export function loadObservationDefaults(env: Env): ObservationDefaults {
+  const classes: PropertyClass[] = ['device', 'firmwareUpdate', 'server'];
+  const result = {} as Record<PropertyClass, { pmin: number; pmax: number }>;
+  for (const propertyClass of classes) {
+    const defaults = DEFAULT_OBSERVATION[propertyClass];
+    const pmin = integer(env, `Observe__${propertyClass}__pmin`, defaults.pmin);
+    const pmax = integer(env, `Observe__${propertyClass}__pmax`, defaults.pmax, 1);
+    if (pmax < pmin) {
+      throw new ConfigError(`Observe__${propertyClass}__pmax (${pmax}) must not be below pmin (${pmin})`);
+    }
+    result[propertyClass] = { pmin, pmax };
+  }
+  return result;
+}
+
+export function loadFunctionsConfig(env: Env = process.env): FunctionsConfig {
+  return {
+    cosmos: loadCosmosConfig(env),
+    serviceBus: loadServiceBusConfig(env),
+    connectorApiKey: required(env, 'Connector__apiKey'),
+    jobDeviceTimeoutSeconds: integer(env, 'Jobs__deviceTimeoutSeconds', 30, 1),
+    stalenessGraceSeconds: integer(env, 'Staleness__graceSeconds', 93),
+    stalenessSchedule: optional(env, 'Staleness__schedule') ?? '0 */1 * * * *',
+  };
+}
+
+export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
+  const apiPort = integer(env, 'Connector__apiPort', 8080);
+  return {
+    cosmos: loadCosmosConfig(env),
+    instanceId: optional(env, 'Connector__instanceId') ?? 'connector-0',
+    coapPort: integer(env, 'Connector__coapPort', 5683),
+    coapAddress: optional(env, 'Connector__coapAddress') ?? '::',
+    apiPort,
+    apiUrl: optional(env, 'Connector__apiUrl') ?? `http://127.0.0.1:${apiPort}`,
+    apiKey: required(env, 'Connector__apiKey'),
+    deviceTimeoutSeconds: integer(env, 'Connector__deviceTimeoutSeconds', 20, 1),
+    observation: loadObservationDefaults(env),
+  };
+}

@@ -1,0 +1,206 @@
+/**
+ * TwinStore over Cosmos DB: container `twins`, partition key `/deviceId`, id = deviceId.
+ */
+import { Container, CosmosClient, ErrorResponse, IndexingPolicy, PatchOperation } from '@azure/cosmos';
+import { ObservationAttributes, findProperty } from './catalog';
+import { PARTITION_KEY_PATH, TWINS_CONTAINER } from './constants';
+import { TwinError } from './errors';
+import { Reading, TwinDocument, applyReadings, withDerivedFields } from './twin';
+import { ApplyReadingsResult, TwinPage, TwinStore, UpdateOptions } from './twinStore';
+import { TwinQuery, toSql } from './twinQuery';
+
+/**
+ * Only what the app queries is indexed: tags, connection state, property values and flags, the due time.
+ * Must equal the `twins` container's policy in infra/ (checked in CI).
+ */
+export const TWINS_INDEXING_POLICY: IndexingPolicy = {
+  indexingMode: 'consistent',
+  automatic: true,
+  includedPaths: [
+    { path: '/deviceId/?' },
+    { path: '/tags/*' },
+    { path: '/connection/state/?' },
+    { path: '/deviceProperties/*' },
+    { path: '/serviceProperties/*' },
+    { path: '/staleProperties/*' },
+    { path: '/nextStaleAt/?' },
+  ],
+  excludedPaths: [{ path: '/*' }, { path: '/"_etag"/?' }],
+};
+
+/** Lost ETag races retried before giving up (each retry re-reads the twin). */
+const MAX_RACE_RETRIES = 20;
+
+export async function openTwinsContainer(client: CosmosClient, databaseName: string): Promise<Container> {
+  const { database } = await client.databases.createIfNotExists({ id: databaseName });
+  const { container } = await database.containers.createIfNotExists({
+    id: TWINS_CONTAINER,
+    partitionKey: { paths: [PARTITION_KEY_PATH] },
+    indexingPolicy: TWINS_INDEXING_POLICY,
+  });
+  return container;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof Error ? (error as ErrorResponse).code as number | undefined : undefined;
+}
+
+export class CosmosTwinStore implements TwinStore {
+  constructor(
+    private readonly container: Container,
+    private readonly graceSeconds: number,
+  ) {}
+
+  async get(deviceId: string): Promise<TwinDocument | undefined> {
+    try {
+      const { resource } = await this.container.item(deviceId, deviceId).read<TwinDocument>();
+      return resource;
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async create(twin: TwinDocument): Promise<{ twin: TwinDocument; created: boolean }> {
+    try {
+      const { resource } = await this.container.items.create<TwinDocument>(withDerivedFields(twin, this.graceSeconds));
+      return { twin: resource as TwinDocument, created: true };
+    } catch (error) {
+      if (statusOf(error) !== 409) throw error;
+      const existing = await this.get(twin.deviceId);
+      if (!existing) return this.create(twin);
+      return { twin: existing, created: false };
+    }
+  }
+
+  async delete(deviceId: string): Promise<boolean> {
+    try {
+      await this.container.item(deviceId, deviceId).delete();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  async update(
+    deviceId: string,
+    mutate: (twin: TwinDocument) => TwinDocument | undefined,
+    options: UpdateOptions = {},
+  ): Promise<TwinDocument | undefined> {
+    for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
+      const current = await this.get(deviceId);
+      if (!current) return undefined;
+      if (options.ifMatch !== undefined && current._etag !== options.ifMatch) {
+        throw new TwinError('PreconditionFailed', `The twin of ${deviceId} changed; its ETag is now ${current._etag}`);
+      }
+      const mutated = mutate(current);
+      if (!mutated) return current;
+      const next = withDerivedFields({ ...mutated, version: current.version + 1 }, this.graceSeconds);
+      const stored = await this.replaceIfMatch(next, current._etag as string);
+      if (stored) return stored;
+      if (options.ifMatch !== undefined) {
+        throw new TwinError('PreconditionFailed', `The twin of ${deviceId} changed during the update`);
+      }
+    }
+    throw new Error(`Twin ${deviceId}: gave up after ${MAX_RACE_RETRIES} lost ETag races`);
+  }
+
+  async applyReadings(
+    deviceId: string,
+    readings: readonly Reading[],
+    fallback: (name: string) => ObservationAttributes,
+  ): Promise<ApplyReadingsResult> {
+    if (readings.length === 0) return { found: true, changed: [], requests: 0 };
+    let requests = 0;
+    if (readings.length === 1) {
+      requests++;
+      const outcome = await this.patchReading(deviceId, readings[0]);
+      if (outcome !== 'conditionFailed') {
+        return { found: outcome === 'patched', changed: outcome === 'patched' ? [readings[0].name] : [], requests };
+      }
+    }
+    for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
+      requests++;
+      const current = await this.get(deviceId);
+      if (!current) return { found: false, changed: [], requests };
+      const { twin, changed } = applyReadings(current, readings, fallback, this.graceSeconds);
+      if (changed.length === 0) return { found: true, changed, requests };
+      requests++;
+      if (await this.replaceIfMatch(twin, current._etag as string)) return { found: true, changed, requests };
+    }
+    throw new Error(`Twin ${deviceId}: gave up after ${MAX_RACE_RETRIES} lost ETag races`);
+  }
+
+  /**
+   * The one-request path for a single reading: a patch that applies only if the twin has the property, it is
+   * supported and not stale (so `nextStaleAt` and `staleProperties` stay right without recomputing them), and
+   * what it holds is older. Anything else is `conditionFailed` and goes the read-replace way.
+   */
+  private async patchReading(deviceId: string, reading: Reading): Promise<'patched' | 'notFound' | 'conditionFailed'> {
+    if (!findProperty(reading.name)) throw new Error(`Reading for unknown property ${reading.name}`);
+    // Catalog names are plain identifiers and the time is ours: literals here are safe (the predicate takes none
+    // of the caller's text) and Cosmos filter predicates take no parameters.
+    const p = `c.deviceProperties.${reading.name}`;
+    const time = JSON.stringify(reading.time);
+    // The line break after `FROM c` is deliberate: the local server lower-cases predicates that start with
+    // exactly "from c where" (breaking camelCase paths and ISO times) and takes any other form verbatim.
+    const condition =
+      `FROM c\nWHERE (IS_DEFINED(${p}) AND ${p}.supported = true AND ${p}.stale = false ` +
+      `AND (NOT IS_DEFINED(${p}.lastUpdatedTime) OR ${p}.lastUpdatedTime < ${time}))`;
+    const base = `/deviceProperties/${reading.name}`;
+    const operations: PatchOperation[] = [
+      { op: 'set', path: `${base}/value`, value: reading.value },
+      { op: 'set', path: `${base}/lastUpdatedTime`, value: reading.time },
+      { op: 'set', path: `${base}/source`, value: reading.source },
+      { op: 'set', path: `${base}/staleSince`, value: null },
+      { op: 'set', path: `${base}/staleReason`, value: null },
+      { op: 'incr', path: '/version', value: 1 },
+    ];
+    try {
+      await this.container.item(deviceId, deviceId).patch({ condition, operations });
+      return 'patched';
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return 'notFound';
+      if (status === 412) return 'conditionFailed';
+      throw error;
+    }
+  }
+
+  private async replaceIfMatch(twin: TwinDocument, etag: string): Promise<TwinDocument | undefined> {
+    try {
+      const { resource } = await this.container
+        .item(twin.deviceId, twin.deviceId)
+        .replace<TwinDocument>(twin, { accessCondition: { type: 'IfMatch', condition: etag } });
+      return resource;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 412 || status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async query(query: TwinQuery, pageSize: number, continuation?: string): Promise<TwinPage> {
+    return this.page(toSql(query), pageSize, continuation);
+  }
+
+  async findDue(now: string, pageSize: number, continuation?: string): Promise<TwinPage> {
+    return this.page(
+      { query: 'SELECT * FROM c WHERE c.nextStaleAt <= @now', parameters: [{ name: '@now', value: now }] },
+      pageSize,
+      continuation,
+    );
+  }
+
+  private async page(
+    sql: { query: string; parameters: { name: string; value: string | number | boolean }[] },
+    pageSize: number,
+    continuation?: string,
+  ): Promise<TwinPage> {
+    const response = await this.container.items
+      .query<TwinDocument>(sql, { maxItemCount: pageSize, continuationToken: continuation })
+      .fetchNext();
+    return { twins: response.resources, continuation: response.continuationToken || undefined };
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The twin document and its rules. Pure: no SDK imports, no clock (callers pass `now`).
+ *
+ * Times are ISO-8601 UTC strings (`Date.prototype.toISOString`), so they order as strings,
+ * both here and in Cosmos queries.
+ */
+import { CatalogEntry, ObservationAttributes, PropertyValue } from './catalog';
+
+export type ConnectionState = 'never' | 'connected' | 'disconnected';
+
+export interface Connection {
+  state: ConnectionState;
+  /** When the current state began. */
+  since?: string;
+  /** Last register, update or notify received from the device. */
+  lastActivityTime?: string;
+  /** Registration lifetime, seconds. */
+  lifetime?: number;
+  /** LwM2M binding mode (`U`, `UQ`, ...). */
+  binding?: string;
+  lwm2mVersion?: string;
+  /** The registration id (`/rd/{id}`) of the current registration. */
+  registrationId?: string;
+  /** The connector instance holding the registration, and its internal API base URL. */
+  connectorId?: string;
+  connectorUrl?: string;
+}
+
+export type PropertySource = 'notify' | 'deepRead';
+export type StaleReason = 'missedNotify' | 'disconnected';
+
+export interface DeviceProperty {
+  /** Absent until the device first reports it. */
+  value?: PropertyValue;
+  lastUpdatedTime?: string;
+  source?: PropertySource;
+  /** Observation attributes in force, seconds. */
+  pmin: number;
+  pmax: number;
+  /** When observation of this property began (counts as the last update for staleness until a value arrives). */
+  observedSince?: string;
+  /** False when the device answered observe with 4.04: never flagged stale. */
+  supported: boolean;
+  stale: boolean;
+  staleSince?: string | null;
+  staleReason?: StaleReason | null;
+}
+
+export type TagValue = string | number | boolean;
+
+export interface ServiceProperty {
+  value: unknown;
+  lastUpdatedTime: string;
+}
+
+export interface TwinDocument {
+  /** Equals deviceId. */
+  id: string;
+  deviceId: string;
+  /** Incremented by every write. */
+  version: number;
+  createdTime: string;
+  connection: Connection;
+  tags: Record<string, TagValue>;
+  serviceProperties: Record<string, ServiceProperty>;
+  deviceProperties: Record<string, DeviceProperty>;
+  /**
+   * The earliest moment one of the device properties turns stale (lastUpdated + pmax + grace), indexed so the
+   * sweep finds due twins without scanning the fleet. May be earlier than the truth (a single-property patch
+   * does not recompute it; the sweep corrects it), never later. Absent when nothing can turn stale.
+   */
+  nextStaleAt?: string;
+  /** Names of the properties flagged stale, sorted; indexed for `GET /twins?stale=true`. */
+  staleProperties: string[];
+  /** Cosmos system property, present on documents read from the store. */
+  _etag?: string;
+}
+
+/** A value observed on the device, to be written into the twin. */
+export interface Reading {
+  name: string;
+  value: PropertyValue;
+  /** When the server received it (ISO). Orders readings: an older one never overwrites a newer one. */
+  time: string;
+  source: PropertySource;
+}
+
+export function newTwin(
+  deviceId: string,
+  init: { tags?: Record<string, TagValue>; serviceProperties?: Record<string, unknown> },
+  now: string,
+): TwinDocument {
+  const serviceProperties: Record<string, ServiceProperty> = {};
+  for (const [name, value] of Object.entries(init.serviceProperties ?? {})) {
+    if (value !== null) serviceProperties[name] = { value, lastUpdatedTime: now };
+  }
+  return {
+    id: deviceId,
+    deviceId,
+    version: 1,
+    createdTime: now,
+    connection: { state: 'never' },
+    tags: { ...(init.tags ?? {}) },
+    serviceProperties,
+    deviceProperties: {},
+    staleProperties: [],
+  };
+}
+
+/** A fresh entry for a property the device announced, before its first value. */
+export function observedProperty(attributes: ObservationAttributes, now: string): DeviceProperty {
+  return { pmin: attributes.pmin, pmax: attributes.pmax, observedSince: now, supported: true, stale: false };
+}
+
+/** Whether `reading` may overwrite `current`: only a strictly newer reading does. */
+export function isNewer(reading: Reading, current: DeviceProperty | undefined): boolean {
+  return current?.lastUpdatedTime === undefined || reading.time > current.lastUpdatedTime;
+}
+
+/** The property after a reading: value, time and source set, stale flag cleared. */
+export function withReading(current: DeviceProperty, reading: Reading): DeviceProperty {
+  return {
+    ...current,
+    value: reading.value,
+    lastUpdatedTime: reading.time,
+    source: reading.source,
+    supported: true,
+    stale: false,
+    staleSince: null,
+    staleReason: null,
+  };
+}
+
+/**
+ * Applies readings (any order, any number per property) to a twin. Readings for properties the twin has no
+ * entry for get one with `fallback` attributes (for example a deep read before the first registration).
+ * Returns the names that changed; the twin is not modified when none did.
+ */
+export function applyReadings(
+  twin: TwinDocument,
+  readings: readonly Reading[],
+  fallback: (name: string) => ObservationAttributes,
+  graceSeconds: number,
+): { twin: TwinDocument; changed: string[] } {
+  const deviceProperties = { ...twin.deviceProperties };
+  const changed = new Set<string>();
+  for (const reading of readings) {
+    const current = deviceProperties[reading.name];
+    if (!isNewer(reading, current)) continue;
+    const base = current ?? { ...observedProperty(fallback(reading.name), reading.time) };
+    deviceProperties[reading.name] = withReading(base, reading);
+    changed.add(reading.name);
+  }
+  if (changed.size === 0) return { twin, changed: [] };
+  const updated = { ...twin, deviceProperties, version: twin.version + 1 };
+  return { twin: withDerivedFields(updated, graceSeconds), changed: [...changed] };
+}
+
+/** The moment a property turns stale, or undefined when it cannot (unsupported, never observed). */
+export function staleAt(property: DeviceProperty, graceSeconds: number): string | undefined {
+  if (!property.supported) return undefined;
+  const from = property.lastUpdatedTime ?? property.observedSince;
+  if (from === undefined) return undefined;
+  return new Date(Date.parse(from) + (property.pmax + graceSeconds) * 1000).toISOString();
+}
+
+/** The latest moment the next notify is due (lastUpdated + pmax), for readers. */
+export function nextNotifyDue(property: DeviceProperty): string | undefined {
+  const from = property.lastUpdatedTime ?? property.observedSince;
+  if (!property.supported || from === undefined) return undefined;
+  return new Date(Date.parse(from) + property.pmax * 1000).toISOString();
+}
+
+/**
+ * The twin with its derived, indexed fields recomputed from the device properties: `nextStaleAt` (the
+ * earliest staleAt among properties not already stale) and `staleProperties`. Every full write goes through it.
+ */
+export function withDerivedFields(twin: TwinDocument, graceSeconds: number): TwinDocument {
+  let earliest: string | undefined;
+  const staleProperties: string[] = [];
+  for (const [name, property] of Object.entries(twin.deviceProperties)) {
+    if (property.stale) {
+      staleProperties.push(name);
+      continue;
+    }
+    const at = staleAt(property, graceSeconds);
+    if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
+  }
+  const { nextStaleAt: _previous, ...rest } = twin;
+  const derived = { ...rest, staleProperties: staleProperties.sort() };
+  return earliest === undefined ? derived : { ...derived, nextStaleAt: earliest };
+}
+
+/** The catalog entries a device announced in its registration, given the object links it listed. */
+export function announcedProperties(
+  entries: readonly CatalogEntry[],
+  links: readonly { objectId: number; instanceId?: number; resourceId?: number }[],
+): CatalogEntry[] {
+  return entries.filter((e) =>
+    links.some(
+      (l) =>
+        l.objectId === e.objectId &&
+        (l.instanceId === undefined || l.instanceId === e.instanceId) &&
+        (l.resourceId === undefined || l.resourceId === e.resourceId),
+    ),
+  );
+}

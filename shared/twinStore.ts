@@ -1,0 +1,63 @@
+/**
+ * The twin store: where twins live. `CosmosTwinStore` is the real one; `MemoryTwinStore` serves unit tests
+ * of logic. Both keep the same contract, which callers may rely on:
+ * - documents are returned with `_etag`; `update` and `applyReadings` never lose a concurrent write;
+ * - an older reading never overwrites a newer one (`Reading.time` orders them);
+ * - "not found" is `undefined` / `false`, never an exception.
+ */
+import { ObservationAttributes } from './catalog';
+import { Reading, TwinDocument } from './twin';
+import { TwinQuery } from './twinQuery';
+
+export interface ApplyReadingsResult {
+  /** False when the twin does not exist (deprovisioned). */
+  found: boolean;
+  /** Property names whose value was written; the others were older than what the twin holds. */
+  changed: string[];
+  /** Cosmos requests made (for measurements). */
+  requests: number;
+}
+
+export interface TwinPage {
+  twins: TwinDocument[];
+  /** Opaque; pass back to get the next page. Absent on the last page. */
+  continuation?: string;
+}
+
+export interface UpdateOptions {
+  /** Fail with `PreconditionFailed` unless the twin's current ETag is this one. */
+  ifMatch?: string;
+}
+
+export interface TwinStore {
+  get(deviceId: string): Promise<TwinDocument | undefined>;
+  /** Creates the twin; when one exists already, returns it with `created: false` and changes nothing. */
+  create(twin: TwinDocument): Promise<{ twin: TwinDocument; created: boolean }>;
+  delete(deviceId: string): Promise<boolean>;
+  /**
+   * Read-modify-write under the document's ETag, retried on a lost race (unless `ifMatch` is given, then the
+   * race is the caller's: `PreconditionFailed`). `mutate` returns the new document, or undefined to change
+   * nothing; it must be pure, as it may run more than once. The store increments `version` and recomputes the
+   * derived fields (`nextStaleAt`, `staleProperties`). Resolves to the stored twin, or undefined when the
+   * twin does not exist.
+   */
+  update(
+    deviceId: string,
+    mutate: (twin: TwinDocument) => TwinDocument | undefined,
+    options?: UpdateOptions,
+  ): Promise<TwinDocument | undefined>;
+  /**
+   * Writes readings of one device: value, lastUpdatedTime, source, stale cleared. One reading costs one
+   * conditional patch; several are one read and one conditional replace. `fallback` gives pmin/pmax for a
+   * property the twin has no entry for yet.
+   */
+  applyReadings(
+    deviceId: string,
+    readings: readonly Reading[],
+    fallback: (name: string) => ObservationAttributes,
+  ): Promise<ApplyReadingsResult>;
+  /** One page of twins matching the query, ordered by deviceId. */
+  query(query: TwinQuery, pageSize: number, continuation?: string): Promise<TwinPage>;
+  /** One page of twins whose `nextStaleAt` is at or before `now`. */
+  findDue(now: string, pageSize: number, continuation?: string): Promise<TwinPage>;
+}
