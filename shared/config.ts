@@ -136,14 +136,30 @@ export function loadObservationDefaults(env: Env): ObservationDefaults {
   return result;
 }
 
+export interface StalenessConfig {
+  /** `Staleness__graceSeconds`: how late a notify may be before its property is stale (default 93 s, CoAP's MAX_TRANSMIT_WAIT). */
+  graceSeconds: number;
+  /** `Staleness__schedule`: six-field NCRONTAB of the sweep (default every minute). */
+  schedule: string;
+}
+
+export function loadStalenessConfig(env: Env = process.env): StalenessConfig {
+  return {
+    graceSeconds: integer(env, 'Staleness__graceSeconds', 93),
+    schedule: optional(env, 'Staleness__schedule') ?? '0 */1 * * * *',
+  };
+}
+
+/** The whole Functions app configuration; functions load the sections they use, lazily. */
 export function loadFunctionsConfig(env: Env = process.env): FunctionsConfig {
+  const staleness = loadStalenessConfig(env);
   return {
     cosmos: loadCosmosConfig(env),
     serviceBus: loadServiceBusConfig(env),
     connectorApiKey: required(env, 'Connector__apiKey'),
     jobDeviceTimeoutSeconds: integer(env, 'Jobs__deviceTimeoutSeconds', 30, 1),
-    stalenessGraceSeconds: integer(env, 'Staleness__graceSeconds', 93),
-    stalenessSchedule: optional(env, 'Staleness__schedule') ?? '0 */1 * * * *',
+    stalenessGraceSeconds: staleness.graceSeconds,
+    stalenessSchedule: staleness.schedule,
   };
 }
 

@@ -41,6 +41,12 @@ export async function openTwinsContainer(client: CosmosClient, databaseName: str
   return container;
 }
 
+/** ETags compare without their HTTP quotes (Cosmos returns them quoted, the local server bare). */
+export function sameEtag(a: string | undefined, b: string | undefined): boolean {
+  const bare = (etag: string | undefined) => etag?.replace(/^W\//, '').replace(/^"|"$/g, '');
+  return a !== undefined && b !== undefined && bare(a) === bare(b);
+}
+
 function statusOf(error: unknown): number | undefined {
   return error instanceof Error ? (error as ErrorResponse).code as number | undefined : undefined;
 }
@@ -91,7 +97,7 @@ export class CosmosTwinStore implements TwinStore {
     for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
       const current = await this.get(deviceId);
       if (!current) return undefined;
-      if (options.ifMatch !== undefined && current._etag !== options.ifMatch) {
+      if (options.ifMatch !== undefined && !sameEtag(current._etag, options.ifMatch)) {
         throw new TwinError('PreconditionFailed', `The twin of ${deviceId} changed; its ETag is now ${current._etag}`);
       }
       const mutated = mutate(current);

@@ -87,7 +87,7 @@ export interface Reading {
 
 export function newTwin(
   deviceId: string,
-  init: { tags?: Record<string, TagValue>; serviceProperties?: Record<string, unknown> },
+  init: { tags?: Record<string, TagValue | null>; serviceProperties?: Record<string, unknown> },
   now: string,
 ): TwinDocument {
   const serviceProperties: Record<string, ServiceProperty> = {};
@@ -100,7 +100,9 @@ export function newTwin(
     version: 1,
     createdTime: now,
     connection: { state: 'never' },
-    tags: { ...(init.tags ?? {}) },
+    tags: Object.fromEntries(
+      Object.entries(init.tags ?? {}).filter((entry): entry is [string, TagValue] => entry[1] !== null),
+    ),
     serviceProperties,
     deviceProperties: {},
     staleProperties: [],

@@ -5,6 +5,7 @@
 import { CATALOG_NAMES, findProperty } from './catalog';
 import { TwinError } from './errors';
 import { ConnectionState } from './twin';
+import { KEY_PATTERN } from './twinPatch';
 
 export type ComparisonOperator = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 export type ScalarValue = string | number | boolean;
@@ -32,8 +33,6 @@ export interface SqlQuery {
 
 const OPERATORS: Record<ComparisonOperator, string> = { eq: '=', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
 const CONNECTION_STATES: readonly ConnectionState[] = ['never', 'connected', 'disconnected'];
-/** Names usable as tag or service property keys: they travel as parameters, but we keep them readable. */
-const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Upper bounds that keep one query's cost predictable. */
 export const MAX_FILTERS = 20;
 

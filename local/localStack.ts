@@ -1,0 +1,303 @@
+/**
+ * The local stack: every piece of the system on one machine, with no cloud account and no Docker, each on
+ * the port where its official emulator listens (so an emulator can be swapped in). Used by `npm start` and
+ * by the integration tests' global setup (on free ports).
+ *
+ * Every piece is a child process; `stop()` ends them in reverse start order, SIGTERM first.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, WriteStream } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { SERVICE_BUS_CONNECTION } from '../shared/constants';
+import { EMULATOR_KEY } from './cosmosServer';
+
+export interface StackPorts {
+  cosmos: number;
+  blob: number;
+  queue: number;
+  table: number;
+  serviceBus: number;
+  functions: number;
+  coap: number;
+  connectorApi: number;
+}
+
+/** The official emulators' ports (Cosmos 8081, Azurite 10000-10002, Service Bus 5672, Functions 7071, CoAP 5683). */
+export const DEFAULT_PORTS: StackPorts = {
+  cosmos: 8081,
+  blob: 10000,
+  queue: 10001,
+  table: 10002,
+  serviceBus: 5672,
+  functions: 7071,
+  coap: 5683,
+  connectorApi: 8090,
+};
+
+/** Azurite's published development account (not a secret: every Azurite and storage emulator has it). */
+const AZURITE_ACCOUNT = 'devstoreaccount1';
+const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export type PieceName = 'cosmos' | 'azurite' | 'serviceBus' | 'functions' | 'connector' | 'simulator';
+
+export interface LocalStackOptions {
+  /** The project root (holds package.json and dist/). */
+  root: string;
+  ports?: Partial<StackPorts>;
+  /** Where Azurite data, certificates and logs go (git-ignored). */
+  dataDir?: string;
+  /** Simulated devices started (and provisioned) with the stack: 0 for none. */
+  simulatedDevices?: number;
+  /** Observation attributes in seconds for every property class, so a demo fills in within seconds. */
+  observation?: { pmin: number; pmax: number };
+  /** Staleness sweep schedule (six-field NCRONTAB) and grace, seconds. */
+  staleness?: { schedule?: string; graceSeconds?: number };
+  /** Extra app settings for the Functions host and the connector. */
+  settings?: Record<string, string>;
+  /** Child output: 'console' prefixes each line with the piece; 'files' writes `<dataDir>/logs/<piece>.log`. */
+  output?: 'console' | 'files';
+  /** Pieces to start (default: all). */
+  pieces?: readonly PieceName[];
+  log?: (line: string) => void;
+}
+
+export interface LocalStack {
+  ports: StackPorts;
+  /** The app settings every piece got (what local.settings.json would hold). */
+  settings: Record<string, string>;
+  /** `http://127.0.0.1:<functions>/api` */
+  apiBaseUrl: string;
+  connectorApiUrl: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+interface RunningPiece {
+  name: string;
+  child: ChildProcess;
+  output?: WriteStream;
+}
+
+const ALL_PIECES: readonly PieceName[] = ['cosmos', 'azurite', 'serviceBus', 'functions', 'connector', 'simulator'];
+const READY_TIMEOUT_MS = 60_000;
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const ports: StackPorts = { ...DEFAULT_PORTS, ...options.ports };
+  const dataDir = path.resolve(options.dataDir ?? path.join(options.root, '.local'));
+  const log = options.log ?? ((line: string) => console.log(line));
+  const pieces = new Set(options.pieces ?? ALL_PIECES);
+  const certDir = path.join(dataDir, 'certs');
+  mkdirSync(path.join(dataDir, 'logs'), { recursive: true });
+
+  const settings = localSettings({ ports, certDir, options });
+  const running: RunningPiece[] = [];
+  const dist = (...parts: string[]) => path.join(options.root, 'dist', ...parts);
+
+  const start = (name: string, script: string, args: string[]): RunningPiece => {
+    if (!existsSync(script)) throw new Error(`${name}: ${script} is missing; run \`npm run build\` first`);
+    const child = spawn(process.execPath, [script, ...args], {
+      cwd: options.root,
+      env: { ...process.env, ...settings },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const piece: RunningPiece = { name, child };
+    if (options.output === 'files') {
+      piece.output = createWriteStream(path.join(dataDir, 'logs', `${name}.log`), { flags: 'a' });
+      child.stdout?.pipe(piece.output, { end: false });
+      child.stderr?.pipe(piece.output, { end: false });
+    } else {
+      prefixLines(child.stdout, name, (line) => log(line));
+      prefixLines(child.stderr, name, (line) => log(line));
+    }
+    running.push(piece);
+    return piece;
+  };
+
+  const stop = async () => {
+    for (const piece of [...running].reverse()) await stopPiece(piece);
+    running.length = 0;
+  };
+
+  try {
+    if (pieces.has('cosmos')) {
+      const piece = start('cosmos', dist('local', 'cosmosMain.js'), ['--port', String(ports.cosmos), '--cert-dir', certDir]);
+      await waitForPort(piece, ports.cosmos);
+    }
+    if (pieces.has('azurite')) {
+      const azurite = path.join(options.root, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
+      const piece = start('azurite', azurite, [
+        '--silent', '--disableTelemetry', '--skipApiVersionCheck',
+        '--location', path.join(dataDir, 'azurite'),
+        '--blobPort', String(ports.blob), '--queuePort', String(ports.queue), '--tablePort', String(ports.table),
+      ]);
+      await waitForPort(piece, ports.blob);
+    }
+    if (pieces.has('serviceBus')) {
+      const piece = start('servicebus', dist('local', 'serviceBus', 'main.js'), ['--port', String(ports.serviceBus)]);
+      await waitForPort(piece, ports.serviceBus);
+    }
+    if (pieces.has('connector')) {
+      const piece = start('connector', dist('connector', 'main.js'), []);
+      await waitForHealth(piece, `http://127.0.0.1:${ports.connectorApi}/health`);
+    }
+    if (pieces.has('functions')) {
+      const piece = start('functions', dist('local', 'functionsHost', 'main.js'), [
+        '--app-root', options.root, '--port', String(ports.functions),
+      ]);
+      await waitForPort(piece, ports.functions);
+    }
+    const apiBaseUrl = `http://127.0.0.1:${ports.functions}/api`;
+    const devices = options.simulatedDevices ?? 0;
+    if (pieces.has('simulator') && devices > 0) {
+      for (let i = 1; i <= devices; i++) {
+        const deviceId = `sim-${String(i).padStart(3, '0')}`;
+        const response = await fetch(`${apiBaseUrl}/devices/${deviceId}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ tags: { site: 'local-demo' } }),
+        });
+        if (!response.ok) throw new Error(`Provisioning ${deviceId} failed: ${response.status} ${await response.text()}`);
+      }
+      const observation = options.observation;
+      start('simulator', dist('simulator', 'main.js'), [
+        '--count', String(devices), '--prefix', 'sim-', '--server', `127.0.0.1:${ports.coap}`,
+        ...(observation ? ['--pmin', String(observation.pmin), '--pmax', String(observation.pmax)] : []),
+      ]);
+    }
+    return {
+      ports,
+      settings,
+      apiBaseUrl,
+      connectorApiUrl: `http://127.0.0.1:${ports.connectorApi}`,
+      dataDir,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function localSettings(input: { ports: StackPorts; certDir: string; options: LocalStackOptions }): Record<string, string> {
+  const { ports, certDir, options } = input;
+  const settings: Record<string, string> = {
+    FUNCTIONS_WORKER_RUNTIME: 'node',
+    AzureWebJobsStorage:
+      `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};` +
+      `BlobEndpoint=http://127.0.0.1:${ports.blob}/${AZURITE_ACCOUNT};` +
+      `QueueEndpoint=http://127.0.0.1:${ports.queue}/${AZURITE_ACCOUNT};` +
+      `TableEndpoint=http://127.0.0.1:${ports.table}/${AZURITE_ACCOUNT};`,
+    CosmosDb__accountEndpoint: `https://localhost:${ports.cosmos}`,
+    CosmosDb__accountKey: EMULATOR_KEY,
+    CosmosDb__trustedCertificatePath: path.join(certDir, 'localhost-cert.pem'),
+    [SERVICE_BUS_CONNECTION]:
+      `Endpoint=sb://localhost:${ports.serviceBus};SharedAccessKeyName=RootManageSharedAccessKey;` +
+      'SharedAccessKey=local;UseDevelopmentEmulator=true',
+    // A fresh key per run: the internal API is guarded even locally, and no key is written down anywhere.
+    Connector__apiKey: randomBytes(24).toString('base64url'),
+    Connector__instanceId: 'connector-local',
+    Connector__coapPort: String(ports.coap),
+    Connector__coapAddress: '127.0.0.1',
+    Connector__apiPort: String(ports.connectorApi),
+    Connector__apiUrl: `http://127.0.0.1:${ports.connectorApi}`,
+  };
+  if (options.observation) {
+    for (const propertyClass of ['device', 'firmwareUpdate', 'server']) {
+      settings[`Observe__${propertyClass}__pmin`] = String(options.observation.pmin);
+      settings[`Observe__${propertyClass}__pmax`] = String(options.observation.pmax);
+    }
+  }
+  if (options.staleness?.schedule) settings.Staleness__schedule = options.staleness.schedule;
+  if (options.staleness?.graceSeconds !== undefined) {
+    settings.Staleness__graceSeconds = String(options.staleness.graceSeconds);
+  }
+  return { ...settings, ...options.settings };
+}
+
+function prefixLines(stream: NodeJS.ReadableStream | null, name: string, write: (line: string) => void): void {
+  if (!stream) return;
+  let buffered = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) write(`[${name}] ${line}`);
+  });
+}
+
+function exited(piece: RunningPiece): Promise<never> {
+  return new Promise((_, reject) => {
+    piece.child.once('exit', (code, signal) =>
+      reject(new Error(`${piece.name} exited during start-up (${signal ?? `code ${code}`}); see its output`)),
+    );
+  });
+}
+
+async function waitUntil(piece: RunningPiece, what: string, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const died = exited(piece);
+  died.catch(() => undefined);
+  while (Date.now() < deadline) {
+    if (await Promise.race([probe(), died])) return;
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, 100)), died]);
+  }
+  throw new Error(`${piece.name} did not become ready (${what}) within ${READY_TIMEOUT_MS / 1000} s`);
+}
+
+function waitForPort(piece: RunningPiece, port: number): Promise<void> {
+  return waitUntil(piece, `port ${port}`, () => isListening(port));
+}
+
+function waitForHealth(piece: RunningPiece, url: string): Promise<void> {
+  return waitUntil(piece, url, async () => {
+    try {
+      return (await fetch(url)).ok;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function isListening(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function stopPiece(piece: RunningPiece): Promise<void> {
+  const { child } = piece;
+  if (child.exitCode === null && child.signalCode === null) {
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await gone;
+    clearTimeout(timer);
+  }
+  piece.output?.end();
+}
+
+/** Free TCP ports on loopback (asked of the OS, then released), for a stack next to another one. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const server = net.createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}

@@ -1,0 +1,46 @@
+/**
+ * `npm start`: the whole system on this machine, on the official emulators' ports, with a few simulated
+ * devices whose twins fill in within seconds. Ctrl-C stops every piece.
+ */
+import path from 'node:path';
+import { startLocalStack } from './localStack';
+
+async function main(): Promise<void> {
+  const root = path.resolve(__dirname, '..', '..');
+  const devices = Number(process.env.SIMULATED_DEVICES ?? 3);
+  const stack = await startLocalStack({
+    root,
+    simulatedDevices: devices,
+    observation: { pmin: 2, pmax: 30 },
+    staleness: { schedule: '*/10 * * * * *', graceSeconds: 5 },
+  });
+  const { ports } = stack;
+  console.log(
+    [
+      '',
+      'lwm2m-twins local stack is up:',
+      `  Functions API     ${stack.apiBaseUrl}   (try: curl ${stack.apiBaseUrl}/twins/sim-001)`,
+      `  Cosmos DB         https://localhost:${ports.cosmos}   (certificate: ${stack.settings.CosmosDb__trustedCertificatePath})`,
+      `  Azurite           blob ${ports.blob}, queue ${ports.queue}, table ${ports.table}   (data: ${path.join(stack.dataDir, 'azurite')})`,
+      `  Service Bus       amqp://localhost:${ports.serviceBus}   (UseDevelopmentEmulator=true)`,
+      `  CoAP connector    udp://127.0.0.1:${ports.coap}   internal API ${stack.connectorApiUrl}`,
+      `  Simulated devices ${devices} (sim-001..), pmin 2 s, pmax 30 s`,
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('Stopping the local stack...');
+    void stack.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(`The local stack could not start: ${(error as Error).message}`);
+  process.exit(1);
+});
