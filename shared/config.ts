@@ -116,8 +116,7 @@ export function loadServiceBusConfig(env: Env): ServiceBusConfig {
   return {
     connectionString,
     fullyQualifiedNamespace,
-    managedIdentityClientId:
-      optional(env, `${SERVICE_BUS_CONNECTION}__clientId`) ?? optional(env, 'AZURE_CLIENT_ID'),
+    managedIdentityClientId: optional(env, `${SERVICE_BUS_CONNECTION}__clientId`) ?? optional(env, 'AZURE_CLIENT_ID'),
   };
 }
 

@@ -48,7 +48,7 @@ export function sameEtag(a: string | undefined, b: string | undefined): boolean 
 }
 
 function statusOf(error: unknown): number | undefined {
-  return error instanceof Error ? (error as ErrorResponse).code as number | undefined : undefined;
+  return error instanceof Error ? ((error as ErrorResponse).code as number | undefined) : undefined;
 }
 
 export class CosmosTwinStore implements TwinStore {
@@ -117,23 +117,30 @@ export class CosmosTwinStore implements TwinStore {
     readings: readonly Reading[],
     fallback: (name: string) => ObservationAttributes,
   ): Promise<ApplyReadingsResult> {
-    if (readings.length === 0) return { found: true, changed: [], requests: 0 };
+    if (readings.length === 0) return { found: true, changed: [], refreshed: [], requests: 0 };
     let requests = 0;
     if (readings.length === 1) {
       requests++;
       const outcome = await this.patchReading(deviceId, readings[0]);
       if (outcome !== 'conditionFailed') {
-        return { found: outcome === 'patched', changed: outcome === 'patched' ? [readings[0].name] : [], requests };
+        // The patch applies only to properties that were not stale, so nothing is refreshed on this path.
+        return {
+          found: outcome === 'patched',
+          changed: outcome === 'patched' ? [readings[0].name] : [],
+          refreshed: [],
+          requests,
+        };
       }
     }
     for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
       requests++;
       const current = await this.get(deviceId);
-      if (!current) return { found: false, changed: [], requests };
-      const { twin, changed } = applyReadings(current, readings, fallback, this.graceSeconds);
-      if (changed.length === 0) return { found: true, changed, requests };
+      if (!current) return { found: false, changed: [], refreshed: [], requests };
+      const { twin, changed, refreshed } = applyReadings(current, readings, fallback, this.graceSeconds);
+      if (changed.length === 0) return { found: true, changed, refreshed, requests };
       requests++;
-      if (await this.replaceIfMatch(twin, current._etag as string)) return { found: true, changed, requests };
+      if (await this.replaceIfMatch(twin, current._etag as string))
+        return { found: true, changed, refreshed, requests };
     }
     throw new Error(`Twin ${deviceId}: gave up after ${MAX_RACE_RETRIES} lost ETag races`);
   }

@@ -136,26 +136,29 @@ export function withReading(current: DeviceProperty, reading: Reading): DevicePr
 /**
  * Applies readings (any order, any number per property) to a twin. Readings for properties the twin has no
  * entry for get one with `fallback` attributes (for example a deep read before the first registration).
- * Returns the names that changed; the twin is not modified when none did.
+ * Returns the names that changed, and those of them that were stale before (fresh again); the twin is not
+ * modified when none changed.
  */
 export function applyReadings(
   twin: TwinDocument,
   readings: readonly Reading[],
   fallback: (name: string) => ObservationAttributes,
   graceSeconds: number,
-): { twin: TwinDocument; changed: string[] } {
+): { twin: TwinDocument; changed: string[]; refreshed: string[] } {
   const deviceProperties = { ...twin.deviceProperties };
   const changed = new Set<string>();
+  const refreshed = new Set<string>();
   for (const reading of readings) {
     const current = deviceProperties[reading.name];
     if (!isNewer(reading, current)) continue;
+    if (current?.stale) refreshed.add(reading.name);
     const base = current ?? { ...observedProperty(fallback(reading.name), reading.time) };
     deviceProperties[reading.name] = withReading(base, reading);
     changed.add(reading.name);
   }
-  if (changed.size === 0) return { twin, changed: [] };
+  if (changed.size === 0) return { twin, changed: [], refreshed: [] };
   const updated = { ...twin, deviceProperties, version: twin.version + 1 };
-  return { twin: withDerivedFields(updated, graceSeconds), changed: [...changed] };
+  return { twin: withDerivedFields(updated, graceSeconds), changed: [...changed], refreshed: [...refreshed] };
 }
 
 /** The moment a property turns stale, or undefined when it cannot (unsupported, never observed). */

@@ -146,10 +146,13 @@ export function toSql(query: TwinQuery): SqlQuery {
   }
   if (query.connectionState) conditions.push(`c.connection.state = ${param(query.connectionState)}`);
   if (query.stale === true) conditions.push('ARRAY_LENGTH(c.staleProperties) > 0');
-  if (query.stale === false) conditions.push('(NOT IS_DEFINED(c.staleProperties) OR ARRAY_LENGTH(c.staleProperties) = 0)');
+  if (query.stale === false)
+    conditions.push('(NOT IS_DEFINED(c.staleProperties) OR ARRAY_LENGTH(c.staleProperties) = 0)');
   for (const comparison of query.where) {
     const key = param(comparison.name);
-    conditions.push(`c.${comparison.scope}[${key}]['value'] ${OPERATORS[comparison.operator]} ${param(comparison.value)}`);
+    conditions.push(
+      `c.${comparison.scope}[${key}]['value'] ${OPERATORS[comparison.operator]} ${param(comparison.value)}`,
+    );
   }
   const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
   return { query: `SELECT * FROM c${where}`, parameters };

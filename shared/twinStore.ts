@@ -14,6 +14,8 @@ export interface ApplyReadingsResult {
   found: boolean;
   /** Property names whose value was written; the others were older than what the twin holds. */
   changed: string[];
+  /** Those of `changed` that were flagged stale before this write (fresh again). */
+  refreshed: string[];
   /** Cosmos requests made (for measurements). */
   requests: number;
 }

@@ -54,9 +54,12 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
 
   it('applies a single reading in one request and never lets an older one overwrite it', async () => {
     await store.create(newTwin('dev-c', {}, at(0)));
-    await store.update('dev-c', (t) => ({ ...t, deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) } }));
+    await store.update('dev-c', (t) => ({
+      ...t,
+      deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
+    }));
     const fresh = await store.applyReadings('dev-c', [reading('batteryLevel', 80, at(10))], attrs);
-    expect(fresh).toEqual({ found: true, changed: ['batteryLevel'], requests: 1 });
+    expect(fresh).toEqual({ found: true, changed: ['batteryLevel'], refreshed: [], requests: 1 });
     const older = await store.applyReadings('dev-c', [reading('batteryLevel', 99, at(5))], attrs);
     expect(older.changed).toEqual([]);
     const twin = await store.get('dev-c');
@@ -121,7 +124,10 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
 
   it('finds due twins only', async () => {
     await store.create(newTwin('due-1', {}, at(0)));
-    await store.update('due-1', (t) => ({ ...t, deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) } }));
+    await store.update('due-1', (t) => ({
+      ...t,
+      deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
+    }));
     const due = await store.findDue(at(60 + GRACE), 100);
     expect(due.twins.map((t) => t.deviceId)).toContain('due-1');
     const notYet = await store.findDue(at(60 + GRACE - 1), 100);
