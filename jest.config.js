@@ -11,6 +11,7 @@ const common = {
 
 module.exports = {
   testTimeout: 30000,
+  reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
   projects: [
     {
       ...common,

@@ -5,7 +5,11 @@ export function parseFlags<T extends Record<string, string>>(argv: readonly stri
     const arg = argv[i];
     const name = arg.replace(/^--/, '');
     if (!arg.startsWith('--') || !(name in defaults)) {
-      throw new Error(`Unknown argument "${arg}"; known: ${Object.keys(defaults).map((k) => `--${k}`).join(' ')}`);
+      throw new Error(
+        `Unknown argument "${arg}"; known: ${Object.keys(defaults)
+          .map((k) => `--${k}`)
+          .join(' ')}`,
+      );
     }
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`--${name} needs a value`);

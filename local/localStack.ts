@@ -122,15 +122,28 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   try {
     if (pieces.has('cosmos')) {
-      const piece = start('cosmos', dist('local', 'cosmosMain.js'), ['--port', String(ports.cosmos), '--cert-dir', certDir]);
+      const piece = start('cosmos', dist('local', 'cosmosMain.js'), [
+        '--port',
+        String(ports.cosmos),
+        '--cert-dir',
+        certDir,
+      ]);
       await waitForPort(piece, ports.cosmos);
     }
     if (pieces.has('azurite')) {
       const azurite = path.join(options.root, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
       const piece = start('azurite', azurite, [
-        '--silent', '--disableTelemetry', '--skipApiVersionCheck',
-        '--location', path.join(dataDir, 'azurite'),
-        '--blobPort', String(ports.blob), '--queuePort', String(ports.queue), '--tablePort', String(ports.table),
+        '--silent',
+        '--disableTelemetry',
+        '--skipApiVersionCheck',
+        '--location',
+        path.join(dataDir, 'azurite'),
+        '--blobPort',
+        String(ports.blob),
+        '--queuePort',
+        String(ports.queue),
+        '--tablePort',
+        String(ports.table),
       ]);
       await waitForPort(piece, ports.blob);
     }
@@ -144,7 +157,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
     if (pieces.has('functions')) {
       const piece = start('functions', dist('local', 'functionsHost', 'main.js'), [
-        '--app-root', options.root, '--port', String(ports.functions),
+        '--app-root',
+        options.root,
+        '--port',
+        String(ports.functions),
       ]);
       await waitForPort(piece, ports.functions);
     }
@@ -158,11 +174,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ tags: { site: 'local-demo' } }),
         });
-        if (!response.ok) throw new Error(`Provisioning ${deviceId} failed: ${response.status} ${await response.text()}`);
+        if (!response.ok)
+          throw new Error(`Provisioning ${deviceId} failed: ${response.status} ${await response.text()}`);
       }
       const observation = options.observation;
       start('simulator', dist('simulator', 'main.js'), [
-        '--count', String(devices), '--prefix', 'sim-', '--server', `127.0.0.1:${ports.coap}`,
+        '--count',
+        String(devices),
+        '--prefix',
+        'sim-',
+        '--server',
+        `127.0.0.1:${ports.coap}`,
         ...(observation ? ['--pmin', String(observation.pmin), '--pmax', String(observation.pmax)] : []),
       ]);
     }
@@ -180,7 +202,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   }
 }
 
-function localSettings(input: { ports: StackPorts; certDir: string; options: LocalStackOptions }): Record<string, string> {
+function localSettings(input: {
+  ports: StackPorts;
+  certDir: string;
+  options: LocalStackOptions;
+}): Record<string, string> {
   const { ports, certDir, options } = input;
   const settings: Record<string, string> = {
     FUNCTIONS_WORKER_RUNTIME: 'node',

@@ -74,7 +74,9 @@ describe('PATCH /twins/{deviceId}', () => {
     const twin = patched.body as { tags: Json; serviceProperties: Record<string, Json>; version: number };
     expect(twin.tags).toEqual({ site: 'a', line: 'L1' });
     expect(twin.serviceProperties.customerId.value).toBe('123');
-    expect(Date.parse(twin.serviceProperties.customerId.lastUpdatedTime as string)).toBeGreaterThan(Date.now() - 60_000);
+    expect(Date.parse(twin.serviceProperties.customerId.lastUpdatedTime as string)).toBeGreaterThan(
+      Date.now() - 60_000,
+    );
     expect(patched.headers.get('etag')).not.toBeNull();
   });
 
