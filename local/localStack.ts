@@ -235,10 +235,9 @@ function localSettings(input: {
       settings[`Observe__${propertyClass}__pmax`] = String(options.observation.pmax);
     }
   }
-  if (options.staleness?.schedule) settings.Staleness__schedule = options.staleness.schedule;
-  if (options.staleness?.graceSeconds !== undefined) {
-    settings.Staleness__graceSeconds = String(options.staleness.graceSeconds);
-  }
+  // The timer binding reads its schedule from this setting (`%Staleness__schedule%`), so it is always set.
+  settings.Staleness__schedule = options.staleness?.schedule ?? '0 */1 * * * *';
+  settings.Staleness__graceSeconds = String(options.staleness?.graceSeconds ?? 93);
   return { ...settings, ...options.settings };
 }
 
