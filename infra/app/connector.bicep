@@ -1,0 +1,171 @@
+// The CoAP/LwM2M connector: one Azure Container Instances group in the connector subnet (private IP only),
+// its public CoAP entry (a DNAT rule on the firewall's public IP) and its private name connector.<zone>,
+// which is the API URL it records in the twins it holds and the Functions app calls.
+param location string
+param tags object
+param containerGroupName string
+param image string
+param registryLoginServer string
+param identityId string
+param identityClientId string
+param subnetId string
+param privateDnsZoneName string
+param firewallPolicyName string
+param firewallPublicIp string
+param cosmosEndpoint string
+param cosmosDatabaseName string
+
+@secure()
+@description('The internal API key; reaches the container as a secure environment variable only.')
+param apiKey string
+
+param apiPort int
+param coapPort int
+param deviceTimeoutSeconds int
+@description('Observation attributes per property class, seconds: { device: { pmin, pmax }, firmwareUpdate: ..., server: ... }.')
+param observation object
+@description('{ notifyBatchMs, maxConcurrentTwinWrites, expirySweepMs }, see main.bicep.')
+param tuning object
+@description('The staleness grace: twin writes compute nextStaleAt with it, as the Functions app does.')
+param stalenessGraceSeconds int
+param stalenessSchedule string
+param cpuCores int
+param memoryGB int
+
+var apiHostName = 'connector'
+var apiUrl = 'http://${apiHostName}.${privateDnsZoneName}:${apiPort}'
+
+resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01' = {
+  name: containerGroupName
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    osType: 'Linux'
+    sku: 'Standard'
+    restartPolicy: 'Always'
+    imageRegistryCredentials: [
+      {
+        server: registryLoginServer
+        identity: identityId
+      }
+    ]
+    subnetIds: [
+      {
+        id: subnetId
+      }
+    ]
+    ipAddress: {
+      type: 'Private'
+      ports: [
+        { protocol: 'UDP', port: coapPort }
+        { protocol: 'TCP', port: apiPort }
+      ]
+    }
+    containers: [
+      {
+        name: 'connector'
+        properties: {
+          image: image
+          ports: [
+            { protocol: 'UDP', port: coapPort }
+            { protocol: 'TCP', port: apiPort }
+          ]
+          resources: {
+            requests: {
+              cpu: cpuCores
+              memoryInGB: memoryGB
+            }
+          }
+          environmentVariables: [
+            { name: 'AZURE_CLIENT_ID', value: identityClientId }
+            { name: 'CosmosDb__accountEndpoint', value: cosmosEndpoint }
+            { name: 'CosmosDb__databaseName', value: cosmosDatabaseName }
+            { name: 'Connector__instanceId', value: containerGroupName }
+            { name: 'Connector__coapPort', value: string(coapPort) }
+            // IPv4 only (here and for the API): container groups in a virtual network have no IPv6.
+            { name: 'Connector__coapAddress', value: '0.0.0.0' }
+            { name: 'Connector__apiPort', value: string(apiPort) }
+            { name: 'Connector__apiAddress', value: '0.0.0.0' }
+            { name: 'Connector__apiUrl', value: apiUrl }
+            { name: 'Connector__apiKey', secureValue: apiKey }
+            { name: 'Connector__deviceTimeoutSeconds', value: string(deviceTimeoutSeconds) }
+            { name: 'Connector__notifyBatchMs', value: string(tuning.notifyBatchMs) }
+            { name: 'Connector__maxConcurrentTwinWrites', value: string(tuning.maxConcurrentTwinWrites) }
+            { name: 'Connector__expirySweepMs', value: string(tuning.expirySweepMs) }
+            { name: 'Staleness__graceSeconds', value: string(stalenessGraceSeconds) }
+            { name: 'Staleness__schedule', value: stalenessSchedule }
+            { name: 'Observe__device__pmin', value: string(observation.device.pmin) }
+            { name: 'Observe__device__pmax', value: string(observation.device.pmax) }
+            { name: 'Observe__firmwareUpdate__pmin', value: string(observation.firmwareUpdate.pmin) }
+            { name: 'Observe__firmwareUpdate__pmax', value: string(observation.firmwareUpdate.pmax) }
+            { name: 'Observe__server__pmin', value: string(observation.server.pmin) }
+            { name: 'Observe__server__pmax', value: string(observation.server.pmax) }
+          ]
+        }
+      }
+    ]
+  }
+}
+
+resource privateDnsZone 'Microsoft.Network/privateDnsZones@2024-06-01' existing = {
+  name: privateDnsZoneName
+}
+
+// Written from the group's current private IP at each provision (ACI may hand out another one after the
+// group is re-created; `azd provision` rewrites this record and the DNAT rule).
+resource apiRecord 'Microsoft.Network/privateDnsZones/A@2024-06-01' = {
+  parent: privateDnsZone
+  name: apiHostName
+  properties: {
+    ttl: 30
+    aRecords: [
+      {
+        ipv4Address: containerGroup.properties.ipAddress.ip
+      }
+    ]
+  }
+}
+
+resource firewallPolicy 'Microsoft.Network/firewallPolicies@2024-05-01' existing = {
+  name: firewallPolicyName
+}
+
+resource coapIngress 'Microsoft.Network/firewallPolicies/ruleCollectionGroups@2024-05-01' = {
+  parent: firewallPolicy
+  name: 'connector-ingress'
+  properties: {
+    priority: 100
+    ruleCollections: [
+      {
+        ruleCollectionType: 'FirewallPolicyNatRuleCollection'
+        name: 'coap-to-connector'
+        priority: 100
+        action: {
+          type: 'Dnat'
+        }
+        rules: [
+          {
+            ruleType: 'NatRule'
+            name: 'coap-udp'
+            ipProtocols: ['UDP']
+            sourceAddresses: ['*']
+            destinationAddresses: [firewallPublicIp]
+            destinationPorts: [string(coapPort)]
+            translatedAddress: containerGroup.properties.ipAddress.ip
+            translatedPort: string(coapPort)
+          }
+        ]
+      }
+    ]
+  }
+}
+
+output id string = containerGroup.id
+output privateIp string = containerGroup.properties.ipAddress.ip
+output apiUrl string = apiUrl

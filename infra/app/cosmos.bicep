@@ -1,0 +1,138 @@
+// Cosmos DB for NoSQL: the database and the `twins` and `jobs` containers, as the code creates them locally
+// (names, partition key, twins indexing policy and jobs TTL are checked against shared/ in CI).
+// Entra-only: disableLocalAuth, and data access through the SQL role assignments in rbac.bicep.
+param location string
+param tags object
+param accountName string
+
+@minValue(0)
+@description('0 = serverless; otherwise RU/s provisioned on the database and shared by its containers.')
+param provisionedThroughput int = 0
+
+@description('Free tier (one account per subscription; provisioned throughput only).')
+param enableFreeTier bool = false
+
+var serverless = provisionedThroughput == 0
+var databaseName = 'lwm2m-twins'
+var twinsContainerName = 'twins'
+var jobsContainerName = 'jobs'
+var partitionKeyPath = '/deviceId'
+// Finished job records are kept 7 days (JOBS_TTL_SECONDS).
+var jobsTimeToLiveSeconds = 604800
+
+// Only what the app queries is indexed: tags, connection state, property values and flags, the due time.
+// Equal to TWINS_INDEXING_POLICY in shared/cosmosTwinStore.ts.
+var twinsIndexingPolicy = {
+  indexingMode: 'consistent'
+  automatic: true
+  includedPaths: [
+    { path: '/deviceId/?' }
+    { path: '/tags/*' }
+    { path: '/connection/state/?' }
+    { path: '/deviceProperties/*' }
+    { path: '/serviceProperties/*' }
+    { path: '/staleProperties/*' }
+    { path: '/nextStaleAt/?' }
+  ]
+  excludedPaths: [
+    { path: '/*' }
+    { path: '/"_etag"/?' }
+  ]
+}
+
+// Jobs: the device, the creation time (newest first, id breaks ties) and the status.
+// Equal to JOBS_INDEXING_POLICY in shared/cosmosJobStore.ts.
+var jobsIndexingPolicy = {
+  indexingMode: 'consistent'
+  automatic: true
+  includedPaths: [
+    { path: '/deviceId/?' }
+    { path: '/createdTime/?' }
+    { path: '/status/?' }
+  ]
+  excludedPaths: [
+    { path: '/*' }
+    { path: '/"_etag"/?' }
+  ]
+  compositeIndexes: [
+    [
+      { path: '/createdTime', order: 'descending' }
+      { path: '/id', order: 'descending' }
+    ]
+  ]
+}
+
+resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
+  name: accountName
+  location: location
+  tags: tags
+  kind: 'GlobalDocumentDB'
+  properties: {
+    databaseAccountOfferType: 'Standard'
+    locations: [
+      {
+        locationName: location
+        failoverPriority: 0
+        isZoneRedundant: false
+      }
+    ]
+    consistencyPolicy: {
+      defaultConsistencyLevel: 'Session'
+    }
+    capabilities: serverless ? [{ name: 'EnableServerless' }] : []
+    enableFreeTier: serverless ? false : enableFreeTier
+    disableLocalAuth: true
+    disableKeyBasedMetadataWriteAccess: true
+    minimalTlsVersion: 'Tls12'
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-11-15' = {
+  parent: account
+  name: databaseName
+  properties: {
+    resource: {
+      id: databaseName
+    }
+    options: serverless ? {} : { throughput: provisionedThroughput }
+  }
+}
+
+resource twins 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: twinsContainerName
+  properties: {
+    resource: {
+      id: twinsContainerName
+      partitionKey: {
+        paths: [partitionKeyPath]
+        kind: 'Hash'
+        version: 2
+      }
+      indexingPolicy: twinsIndexingPolicy
+    }
+  }
+}
+
+resource jobs 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: jobsContainerName
+  properties: {
+    resource: {
+      id: jobsContainerName
+      partitionKey: {
+        paths: [partitionKeyPath]
+        kind: 'Hash'
+        version: 2
+      }
+      indexingPolicy: jobsIndexingPolicy
+      defaultTtl: jobsTimeToLiveSeconds
+    }
+  }
+}
+
+output accountName string = account.name
+output accountId string = account.id
+output endpoint string = account.properties.documentEndpoint
+output databaseName string = database.name
