@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     ports: { cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi },
     dataDir: path.join(root, '.local', 'bench-stack'),
     output: 'files',
+    quietInvocations: true,
     pieces: ['cosmos', 'azurite', 'serviceBus', 'functions'],
     log: () => undefined,
   });

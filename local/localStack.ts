@@ -58,6 +58,8 @@ export interface LocalStackOptions {
   settings?: Record<string, string>;
   /** Child output: 'console' prefixes each line with the piece; 'files' writes `<dataDir>/logs/<piece>.log`. */
   output?: 'console' | 'files';
+  /** Leave out the Functions host's line per invocation (benchmarks). */
+  quietInvocations?: boolean;
   /** Pieces to start (default: all). */
   pieces?: readonly PieceName[];
   log?: (line: string) => void;
@@ -161,6 +163,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         options.root,
         '--port',
         String(ports.functions),
+        ...(options.quietInvocations ? ['--quiet-invocations'] : []),
       ]);
       await waitForPort(piece, ports.functions);
     }
