@@ -1,0 +1,145 @@
+/**
+ * Command line of the LwM2M device simulator:
+ *   node dist/simulator/main.js --count 3 --prefix sim- --server 127.0.0.1:5683 --lifetime 60 --pmin 2 --pmax 30
+ * Stops on SIGINT/SIGTERM, de-registering every device first (a second signal exits at once).
+ */
+import { parseArgs } from 'util';
+import { SimulatedFleetOptions, startSimulatedFleet } from './simulatedFleet';
+
+const USAGE = `LwM2M device simulator: N devices, each its own UDP endpoint, registering with an LwM2M server.
+
+Usage: node dist/simulator/main.js [options]
+
+  --count N               number of devices (default 1)
+  --prefix TEXT           endpoint name prefix; names are <prefix><nnn> (default sim-)
+  --start-index N         number of the first device (default 1)
+  --server HOST:PORT      LwM2M server address (default 127.0.0.1:5683; IPv6 as [::1]:5683)
+  --lifetime SECONDS      registration lifetime (default 300)
+  --pmin SECONDS          pmin that overrides the server's write-attributes (demos)
+  --pmax SECONDS          pmax that overrides the server's write-attributes (demos)
+  --change-interval MS    how often battery, memory and clock change (default 1000; 0 = never)
+  --confirmable-every N   every Nth notification of an observation is confirmable (default 10)
+  --registrations-per-second N
+                          start-up registration rate (default 200)
+  --status-interval S     print a status line every S seconds (default 30; 0 = never)
+  --help                  this text
+`;
+
+/** Exit code for bad command-line arguments. */
+const EXIT_USAGE = 2;
+
+export interface CommandLine {
+  fleet: Omit<SimulatedFleetOptions, 'log'>;
+  statusIntervalSeconds: number;
+}
+
+/** Parses the arguments; throws an Error naming the bad one. Returns undefined for --help. */
+export function parseCommandLine(argv: readonly string[]): CommandLine | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    options: {
+      count: { type: 'string' },
+      prefix: { type: 'string' },
+      'start-index': { type: 'string' },
+      server: { type: 'string' },
+      lifetime: { type: 'string' },
+      pmin: { type: 'string' },
+      pmax: { type: 'string' },
+      'change-interval': { type: 'string' },
+      'confirmable-every': { type: 'string' },
+      'registrations-per-second': { type: 'string' },
+      'status-interval': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) return undefined;
+  const number = (name: string, raw: string | undefined): number | undefined => {
+    if (raw === undefined) return undefined;
+    if (!/^\d+(\.\d+)?$/.test(raw)) throw new Error(`--${name} must be a number; got "${raw}"`);
+    return Number(raw);
+  };
+  const server = parseServer(values.server ?? '127.0.0.1:5683');
+  return {
+    fleet: {
+      count: number('count', values.count) ?? 1,
+      prefix: values.prefix,
+      startIndex: number('start-index', values['start-index']),
+      server,
+      lifetime: number('lifetime', values.lifetime),
+      pmin: number('pmin', values.pmin),
+      pmax: number('pmax', values.pmax),
+      changeIntervalMs: number('change-interval', values['change-interval']),
+      confirmableEvery: number('confirmable-every', values['confirmable-every']),
+      registrationsPerSecond: number('registrations-per-second', values['registrations-per-second']),
+    },
+    statusIntervalSeconds: number('status-interval', values['status-interval']) ?? 30,
+  };
+}
+
+/** `host:port`, `[v6]:port`, or a bare host (port 5683). */
+export function parseServer(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(text.trim());
+  const port = match?.[3] === undefined ? 5683 : Number(match[3]);
+  if (!match || port < 1 || port > 65_535) {
+    throw new Error(`--server must be HOST:PORT (IPv6 as [::1]:5683); got "${text}"`);
+  }
+  return { host: match[1] ?? match[2], port };
+}
+
+async function main(): Promise<void> {
+  let commandLine: CommandLine | undefined;
+  try {
+    commandLine = parseCommandLine(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\nRun with --help for the options.\n`);
+    process.exit(EXIT_USAGE);
+  }
+  if (!commandLine) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  let fleet;
+  try {
+    fleet = await startSimulatedFleet({ ...commandLine.fleet, log });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exit(error instanceof RangeError ? EXIT_USAGE : 1);
+  }
+  const started = fleet;
+  const status =
+    commandLine.statusIntervalSeconds > 0
+      ? setInterval(() => {
+          const counters = started.counters();
+          const registered = started.devices.filter((device) => device.isRegistered).length;
+          log(
+            `status: ${registered}/${started.devices.length} registered, ${counters.notificationsSent} notifications, ` +
+              `${counters.requestsServed} requests served, ${counters.registrations} registrations`,
+          );
+        }, commandLine.statusIntervalSeconds * 1000)
+      : undefined;
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      log(`${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stopping = true;
+    log(`${signal}: de-registering ${started.devices.length} devices`);
+    if (status) clearInterval(status);
+    started.stop({ deregister: true }).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log(`stop failed: ${(error as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+if (require.main === module) {
+  void main();
+}

@@ -1,0 +1,262 @@
+/**
+ * A fleet of simulated LwM2M devices in one process: N devices, each with its own UDP socket, sharing one
+ * scheduler (one armed timer for the whole fleet). This is the programmatic API that tests, benchmarks and
+ * the local stack use; `main.ts` is its command line.
+ */
+import { lookup } from 'dns/promises';
+import { Clock, systemClock } from './clock';
+import { Scheduler, ScheduledTask } from './scheduler';
+import { DeviceCounters, SimulatedDevice } from './simulatedDevice';
+
+export interface SimulatedFleetOptions {
+  /** Number of devices, 1-10,000. */
+  count: number;
+  /** Endpoint names are `<prefix><nnn>` (`sim-001`); default `sim-`. Letters, digits and `._~-` only. */
+  prefix?: string;
+  /** The LwM2M server (connector) to register with. */
+  server: { host: string; port: number };
+  /** Registration lifetime, seconds (default 300); Update is sent at 85 % of it. */
+  lifetime?: number;
+  /** pmin, seconds, that wins over Write-Attributes and defaults (demos). */
+  pmin?: number;
+  /** pmax, seconds, that wins over Write-Attributes and defaults (demos). */
+  pmax?: number;
+  /** How often each device's values change (battery, memory, clock), ms; default 1000, 0 = never. */
+  changeIntervalMs?: number;
+  /** Number of the first device (default 1: `sim-001`). */
+  startIndex?: number;
+  /** Receives log lines (registrations, failures, reboots); default: silent. */
+  log?: (line: string) => void;
+
+  /** Every Nth notification of an observation is confirmable (default 10); 0 = none, 1 = all. */
+  confirmableEvery?: number;
+  /** Registrations started per second at start-up, spreading the load on the server (default 200). */
+  registrationsPerSecond?: number;
+  /** Delay between a reboot (Execute /3/0/4) and the Register from the new port, ms (default 1000). */
+  rebootDelayMs?: number;
+  /** Duration of each firmware step (download, install), ms (default 2000). */
+  firmwareStepMs?: number;
+  /** Bound on waiting for a De-register answer when stopping, ms (default 5000). */
+  deregisterTimeoutMs?: number;
+  /** Initial /1/0/2 Default Minimum Period, seconds (default 0). */
+  defaultMinPeriod?: number;
+  /** Initial /1/0/3 Default Maximum Period, seconds (default 3600). */
+  defaultMaxPeriod?: number;
+  /** Local address the device sockets bind (default: loopback for a loopback server, else all). */
+  bindAddress?: string;
+  /** Time source (tests inject a `ManualClock`); default the real clock. */
+  clock?: Clock;
+}
+
+export interface SimulatedFleet {
+  readonly devices: readonly SimulatedDevice[];
+  /** The device with this endpoint name. */
+  device(endpoint: string): SimulatedDevice | undefined;
+  /** Counters summed over the fleet (a snapshot). */
+  counters(): DeviceCounters;
+  /** Resolves when every device is registered. */
+  allRegistered(): Promise<void>;
+  /** Stops every device (De-register first unless `deregister: false`), then the scheduler. Idempotent. */
+  stop(options?: { deregister?: boolean }): Promise<void>;
+}
+
+const DEFAULTS = {
+  prefix: 'sim-',
+  lifetime: 300,
+  changeIntervalMs: 1000,
+  startIndex: 1,
+  confirmableEvery: 10,
+  registrationsPerSecond: 200,
+  rebootDelayMs: 1000,
+  firmwareStepMs: 2000,
+  deregisterTimeoutMs: 5000,
+  defaultMinPeriod: 0,
+  defaultMaxPeriod: 3600,
+} as const;
+
+/** Most devices one fleet may hold (one socket each: mind `ulimit -n`). */
+export const MAX_FLEET_SIZE = 10_000;
+/** Shortest interval between two change ticks, ms: a fleet's changes are spread over slices this far apart. */
+const MIN_CHANGE_TICK_MS = 10;
+/** Sockets opened, or devices stopped, at a time. */
+const CONCURRENCY = 100;
+
+/** Starts the fleet: every device's socket is bound when this resolves; registrations follow, spread out. */
+export async function startSimulatedFleet(options: SimulatedFleetOptions): Promise<SimulatedFleet> {
+  const settings = validate(options);
+  const log = options.log ?? (() => undefined);
+  const clock = options.clock ?? systemClock;
+  const scheduler = new Scheduler(clock, (error) => log(`simulator task failed: ${message(error)}`));
+  const server = await resolveServer(options.server.host, options.server.port);
+  const loopback = server.family === 4 ? server.address.startsWith('127.') : server.address === '::1';
+  const bindAddress =
+    options.bindAddress ?? (server.family === 4 ? (loopback ? '127.0.0.1' : '0.0.0.0') : loopback ? '::1' : '::');
+  const width = Math.max(3, String(settings.startIndex + settings.count - 1).length);
+
+  const devices: SimulatedDevice[] = [];
+  try {
+    for (let first = 0; first < settings.count; first += CONCURRENCY) {
+      const batch = [];
+      for (let i = first; i < Math.min(settings.count, first + CONCURRENCY); i++) {
+        const index = settings.startIndex + i;
+        batch.push(
+          SimulatedDevice.create({
+            endpoint: `${settings.prefix}${String(index).padStart(width, '0')}`,
+            seed: index,
+            server: { address: server.address, port: options.server.port },
+            socketType: server.family === 4 ? 'udp4' : 'udp6',
+            bindAddress,
+            lifetimeSeconds: settings.lifetime,
+            defaultMinPeriodSeconds: settings.defaultMinPeriod,
+            defaultMaxPeriodSeconds: settings.defaultMaxPeriod,
+            pminOverrideSeconds: options.pmin,
+            pmaxOverrideSeconds: options.pmax,
+            confirmableEvery: settings.confirmableEvery,
+            rebootDelayMs: settings.rebootDelayMs,
+            firmwareStepMs: settings.firmwareStepMs,
+            deregisterTimeoutMs: settings.deregisterTimeoutMs,
+            scheduler,
+            log,
+          }),
+        );
+      }
+      devices.push(...(await Promise.all(batch)));
+    }
+  } catch (error) {
+    await Promise.all(devices.map((device) => device.stop({ deregister: false })));
+    scheduler.stop();
+    throw error;
+  }
+
+  const registrationSpacingMs = 1000 / settings.registrationsPerSecond;
+  const registrationTasks = devices.map((device, i) =>
+    i === 0 ? undefined : scheduler.after(i * registrationSpacingMs, () => device.startRegistration()),
+  );
+  devices[0].startRegistration();
+
+  let changeTask: ScheduledTask | undefined;
+  if (settings.changeIntervalMs > 0) {
+    const slices = Math.max(1, Math.min(devices.length, Math.floor(settings.changeIntervalMs / MIN_CHANGE_TICK_MS)));
+    const tickMs = settings.changeIntervalMs / slices;
+    const startMs = scheduler.now();
+    let tick = 0;
+    const runTick = () => {
+      const slice = tick % slices;
+      for (let i = slice; i < devices.length; i += slices) devices[i].step();
+      tick++;
+      changeTask = scheduler.at(startMs + (tick + 1) * tickMs, runTick);
+    };
+    changeTask = scheduler.at(startMs + tickMs, runTick);
+  }
+
+  const byEndpoint = new Map(devices.map((device) => [device.endpoint, device]));
+  let stopping: Promise<void> | undefined;
+  log(`simulated fleet of ${devices.length} devices started for ${options.server.host}:${options.server.port}`);
+  return {
+    devices,
+    device: (endpoint) => byEndpoint.get(endpoint),
+    counters: () => sumCounters(devices.map((device) => device.counters)),
+    allRegistered: () => Promise.all(devices.map((device) => device.registered())).then(() => undefined),
+    stop(stopOptions = {}) {
+      stopping ??= (async () => {
+        scheduler.cancel(changeTask);
+        for (const task of registrationTasks) scheduler.cancel(task);
+        for (let first = 0; first < devices.length; first += CONCURRENCY) {
+          await Promise.all(devices.slice(first, first + CONCURRENCY).map((device) => device.stop(stopOptions)));
+        }
+        scheduler.stop();
+        log(`simulated fleet of ${devices.length} devices stopped`);
+      })();
+      return stopping;
+    },
+  };
+}
+
+type ValidatedSettings = Required<
+  Pick<
+    SimulatedFleetOptions,
+    | 'count'
+    | 'prefix'
+    | 'lifetime'
+    | 'changeIntervalMs'
+    | 'startIndex'
+    | 'confirmableEvery'
+    | 'registrationsPerSecond'
+    | 'rebootDelayMs'
+    | 'firmwareStepMs'
+    | 'deregisterTimeoutMs'
+    | 'defaultMinPeriod'
+    | 'defaultMaxPeriod'
+  >
+>;
+
+/** Checks the options; a bad one throws a RangeError that names it and what it must be. */
+function validate(options: SimulatedFleetOptions): ValidatedSettings {
+  const fail = (name: string, expected: string, got: unknown): never => {
+    throw new RangeError(`startSimulatedFleet: ${name} must be ${expected}; got ${JSON.stringify(got)}`);
+  };
+  const integer = (name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      fail(name, `an integer from ${min} to ${max}`, value);
+    }
+    return value as number;
+  };
+  const optionalInteger = (name: keyof SimulatedFleetOptions, fallback: number, min: number, max?: number): number =>
+    options[name] === undefined ? fallback : integer(name, options[name], min, max);
+
+  if (typeof options !== 'object' || options === null) fail('options', 'an object', options);
+  const count = integer('count', options.count, 1, MAX_FLEET_SIZE);
+  const prefix = options.prefix ?? DEFAULTS.prefix;
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9._~-]{0,48}$/.test(prefix)) {
+    fail('prefix', 'up to 48 letters, digits or ._~-', prefix);
+  }
+  if (typeof options.server !== 'object' || options.server === null) fail('server', '{ host, port }', options.server);
+  if (typeof options.server.host !== 'string' || options.server.host.trim() === '') {
+    fail('server.host', 'a host name or IP address', options.server.host);
+  }
+  integer('server.port', options.server.port, 1, 65_535);
+  const pmin = options.pmin === undefined ? undefined : integer('pmin', options.pmin, 0);
+  const pmax = options.pmax === undefined ? undefined : integer('pmax', options.pmax, 1);
+  if (pmin !== undefined && pmax !== undefined && pmax < pmin) fail('pmax', `>= pmin (${pmin})`, pmax);
+  if (options.log !== undefined && typeof options.log !== 'function') fail('log', 'a function', typeof options.log);
+  const rate = options.registrationsPerSecond ?? DEFAULTS.registrationsPerSecond;
+  if (typeof rate !== 'number' || !(rate > 0) || !Number.isFinite(rate)) {
+    fail('registrationsPerSecond', 'a number above 0', rate);
+  }
+  return {
+    count,
+    prefix,
+    lifetime: optionalInteger('lifetime', DEFAULTS.lifetime, 1, 2_147_483_647),
+    changeIntervalMs: optionalInteger('changeIntervalMs', DEFAULTS.changeIntervalMs, 0),
+    startIndex: optionalInteger('startIndex', DEFAULTS.startIndex, 0),
+    confirmableEvery: optionalInteger('confirmableEvery', DEFAULTS.confirmableEvery, 0),
+    registrationsPerSecond: rate,
+    rebootDelayMs: optionalInteger('rebootDelayMs', DEFAULTS.rebootDelayMs, 0),
+    firmwareStepMs: optionalInteger('firmwareStepMs', DEFAULTS.firmwareStepMs, 0),
+    deregisterTimeoutMs: optionalInteger('deregisterTimeoutMs', DEFAULTS.deregisterTimeoutMs, 1),
+    defaultMinPeriod: optionalInteger('defaultMinPeriod', DEFAULTS.defaultMinPeriod, 0),
+    defaultMaxPeriod: optionalInteger('defaultMaxPeriod', DEFAULTS.defaultMaxPeriod, 1),
+  };
+}
+
+async function resolveServer(host: string, port: number): Promise<{ address: string; family: 4 | 6 }> {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  try {
+    const { address, family } = await lookup(bare);
+    return { address, family: family === 6 ? 6 : 4 };
+  } catch (error) {
+    throw new Error(`startSimulatedFleet: cannot resolve server host "${host}" (port ${port}): ${message(error)}`);
+  }
+}
+
+function sumCounters(all: DeviceCounters[]): DeviceCounters {
+  const total = { ...all[0] };
+  for (const key of Object.keys(total) as (keyof DeviceCounters)[]) {
+    total[key] = all.reduce((sum, counters) => sum + counters[key], 0);
+  }
+  return total;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
