@@ -6,8 +6,10 @@
 import { createHttpsServer } from '@vercel/cosmosdb-server';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { Server } from 'node:https';
 import { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { useLinearFromClause } from './linearFromClause';
 
 /** The Cosmos DB emulator's published, well-known account key (not a secret; any key works locally). */
 export const EMULATOR_KEY = 'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
@@ -50,6 +52,8 @@ export function ensureLocalCertificate(dir: string): LocalCertificate {
 }
 
 export interface LocalCosmosServer {
+  /** The underlying server, for callers that count or observe requests (benchmarks). */
+  server: Server;
   port: number;
   endpoint: string;
   certPath: string;
@@ -58,9 +62,12 @@ export interface LocalCosmosServer {
 
 export async function startCosmosServer(options: { port?: number; certDir: string }): Promise<LocalCosmosServer> {
   const certificate = ensureLocalCertificate(options.certDir);
+  useLinearFromClause();
   const server = createHttpsServer({
     cert: readFileSync(certificate.certPath),
     key: readFileSync(certificate.keyPath),
+    // Without it the server answers `Connection: close` and every request pays a TLS handshake.
+    keepAlive: true,
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
@@ -69,6 +76,7 @@ export async function startCosmosServer(options: { port?: number; certDir: strin
   });
   const port = (server.address() as AddressInfo).port;
   return {
+    server,
     port,
     endpoint: `https://localhost:${port}`,
     certPath: certificate.certPath,

@@ -2,7 +2,9 @@
 # The interop tests drive the connector with libcoap's coap-client, a CoAP peer nobody here wrote.
 # Installs Debian's libcoap3-bin when it is missing and we may (root with apt-get); otherwise says how.
 set -euo pipefail
-if command -v coap-client >/dev/null 2>&1; then exit 0; fi
+for name in coap-client coap-client-notls coap-client-gnutls coap-client-openssl; do
+  if command -v "$name" >/dev/null 2>&1; then exit 0; fi
+done
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing libcoap3-bin (coap-client) for the CoAP interop tests..."
   apt-get update -qq >/dev/null

@@ -15,6 +15,8 @@ export default async function globalSetup(): Promise<void> {
     output: 'files',
     simulatedDevices: 0,
     observation: { pmin: 1, pmax: 20 },
+    // A sweep every 5 s with a 3 s grace, so staleness shows within seconds of pmax.
+    staleness: { schedule: '*/5 * * * * *', graceSeconds: 3 },
     log: () => undefined,
   });
   (globalThis as { __LWM2M_STACK__?: unknown }).__LWM2M_STACK__ = stack;
