@@ -7,6 +7,7 @@
  *
  * Target: the function path's median costs at most 1.5x a direct point read.
  */
+import http from 'node:http';
 import path from 'node:path';
 import { createCosmosClient } from '../shared/cosmosClient';
 import { openTwinsContainer } from '../shared/cosmosTwinStore';
@@ -48,11 +49,17 @@ async function main(): Promise<void> {
       const { resource } = await container.item(id, id).read();
       if (!resource) throw new Error(`direct read of ${id} found nothing`);
     };
-    const viaFunction = async (i: number) => {
-      const response = await fetch(`${stack.apiBaseUrl}/twins/${ids[i % DEVICES]}`);
-      if (response.status !== 200) throw new Error(`GET twin: ${response.status}`);
-      await response.arrayBuffer();
-    };
+    // A keep-alive HTTP/1.1 client, as lean as the SDK's own transport is for the baseline.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+    const viaFunction = (i: number) =>
+      new Promise<void>((resolve, reject) => {
+        const request = http.get(`${stack.apiBaseUrl}/twins/${ids[i % DEVICES]}`, { agent }, (response) => {
+          if (response.statusCode !== 200) reject(new Error(`GET twin: ${response.statusCode}`));
+          response.on('data', () => undefined);
+          response.on('end', () => resolve());
+        });
+        request.on('error', reject);
+      });
 
     // Warm-up: connection pools, JIT, the host's lazy clients.
     await measureConcurrent(500, CONCURRENCY, direct);
@@ -71,6 +78,7 @@ async function main(): Promise<void> {
       functionSeconds += b.seconds;
     }
     client.dispose();
+    agent.destroy();
 
     const row = (name: string, samples: number[], seconds: number) =>
       `${name.padEnd(34)} median ${fmt(median(samples)).padStart(10)}   p99 ${fmt(percentile(samples, 99)).padStart(10)}` +
