@@ -10,6 +10,7 @@ import { Server } from 'node:https';
 import { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { useLinearFromClause } from './linearFromClause';
+import { useSingleDocumentPatchCondition } from './singleDocumentPatchCondition';
 
 /** The Cosmos DB emulator's published, well-known account key (not a secret; any key works locally). */
 export const EMULATOR_KEY = 'C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==';
@@ -63,6 +64,7 @@ export interface LocalCosmosServer {
 export async function startCosmosServer(options: { port?: number; certDir: string }): Promise<LocalCosmosServer> {
   const certificate = ensureLocalCertificate(options.certDir);
   useLinearFromClause();
+  useSingleDocumentPatchCondition();
   const server = createHttpsServer({
     cert: readFileSync(certificate.certPath),
     key: readFileSync(certificate.keyPath),

@@ -102,6 +102,28 @@ export function resolveServiceBusTrigger(fn: RegisteredFunction, env: NodeJS.Pro
   };
 }
 
+/** What a function asks for when it throws an error carrying these fields: dead-letter the message now. */
+interface DeadLetterRequest {
+  deadLetterReason: string;
+  deadLetterErrorDescription: string;
+}
+
+/**
+ * The local stand-in for the `deadletter` action of the Service Bus SDK-type binding (ServiceBusMessageActions): a
+ * handler error with a string `deadLetterReason` (and optional `deadLetterErrorDescription`) dead-letters the message
+ * with them instead of abandoning it. On Azure without that binding the message is abandoned, and reaches the
+ * dead-letter queue after maxDeliveryCount with reason MaxDeliveryCountExceeded.
+ */
+function deadLetterRequestOf(error: unknown): DeadLetterRequest | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { deadLetterReason, deadLetterErrorDescription } = error as Record<string, unknown>;
+  if (typeof deadLetterReason !== 'string' || deadLetterReason === '') return undefined;
+  return {
+    deadLetterReason,
+    deadLetterErrorDescription: typeof deadLetterErrorDescription === 'string' ? deadLetterErrorDescription : '',
+  };
+}
+
 /**
  * A Service Bus queue (or topic subscription) trigger with the Functions extension's semantics: peek-lock; complete on
  * success, abandon when the handler throws (so Service Bus redelivers with `deliveryCount` + 1 and dead-letters past
@@ -265,6 +287,7 @@ export class ServiceBusTrigger implements TriggerListener {
   /** Invokes the function for one message and settles it; never throws. */
   private async process(receiver: ServiceBusReceiver, message: ServiceBusReceivedMessage): Promise<void> {
     let succeeded = false;
+    let deadLetter: DeadLetterRequest | undefined;
     try {
       await this.invoker.invoke(this.fn, {
         inputData: [{ name: this.fn.triggerBindingName, data: toMessageData(message.body, this.setup.binary) }],
@@ -275,9 +298,12 @@ export class ServiceBusTrigger implements TriggerListener {
       if (!(error instanceof FunctionInvocationError)) {
         this.logger.error(`Function '${this.fn.name}': ${describeError(error)}`);
       }
+      deadLetter = deadLetterRequestOf(error instanceof FunctionInvocationError ? error.cause : error);
     }
     try {
-      if (!succeeded) {
+      if (deadLetter) {
+        await receiver.deadLetterMessage(message, { ...deadLetter });
+      } else if (!succeeded) {
         await receiver.abandonMessage(message);
       } else if (this.setup.autoCompleteMessages) {
         await receiver.completeMessage(message);
