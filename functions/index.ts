@@ -4,9 +4,31 @@
  * `main` glob in package.json.
  */
 import { app } from '@azure/functions';
-import { loadCosmosConfig, loadStalenessConfig } from '../shared/config';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { findProperty, observationFor } from '../shared/catalog';
+import {
+  loadConnectorApiKey,
+  loadCosmosConfig,
+  loadJobsConfig,
+  loadObservationDefaults,
+  loadServiceBusConfig,
+  loadStalenessConfig,
+} from '../shared/config';
+import { ConnectorClient } from '../shared/connectorClient';
+import { EVENTS_TOPIC, JOBS_QUEUE } from '../shared/constants';
 import { createCosmosClient } from '../shared/cosmosClient';
+import { CosmosJobStore, openJobsContainer } from '../shared/cosmosJobStore';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
+import { JobDeepReader } from '../shared/jobDeepReader';
+import { SubmitJobDependencies, submitJob } from '../shared/jobOperations';
+import { JobQueue } from '../shared/jobQueue';
+import { JobStore } from '../shared/jobStore';
+import { DeviceJobDependencies } from '../shared/runDeviceJob';
+import { ServiceBusJobQueue } from '../shared/serviceBusJobQueue';
+import { DeepReader } from '../shared/readThroughDeviceProperty';
+import { createServiceBusClient } from '../shared/serviceBusClient';
+import { EventPublisher, ServiceBusEventPublisher } from '../shared/twinEvents';
 import { TwinStore } from '../shared/twinStore';
 
 app.setup({ enableHttpStream: false });
@@ -28,6 +50,67 @@ export const twinStore = lazy<TwinStore>(async () => {
   const config = loadCosmosConfig(process.env);
   const container = await openTwinsContainer(await cosmosClient(), config.databaseName);
   return new CosmosTwinStore(container, loadStalenessConfig(process.env).graceSeconds);
+});
+
+/** The app's one Service Bus client (job queue, events topic). */
+export const serviceBusClient = lazy(async () => createServiceBusClient(loadServiceBusConfig(process.env)));
+
+/** Twin events to the `twin-events` topic, through one long-lived sender. */
+export const eventPublisher = lazy<EventPublisher>(
+  async () => new ServiceBusEventPublisher((await serviceBusClient()).createSender(EVENTS_TOPIC)),
+);
+
+export const jobStore = lazy<JobStore>(async () => {
+  const config = loadCosmosConfig(process.env);
+  return new CosmosJobStore(await openJobsContainer(await cosmosClient(), config.databaseName));
+});
+
+/** Jobs to the `device-jobs` queue, through one long-lived sender. */
+export const jobQueue = lazy<JobQueue>(
+  async () => new ServiceBusJobQueue((await serviceBusClient()).createSender(JOBS_QUEUE)),
+);
+
+/** The client of the connectors' internal API (each call names the instance that holds the device). */
+export const connectorClient = lazy(async () => new ConnectorClient(loadConnectorApiKey(process.env)));
+
+export const submitJobDependencies = lazy<SubmitJobDependencies>(async () => ({
+  jobs: await jobStore(),
+  twins: await twinStore(),
+  queue: await jobQueue(),
+  now,
+  newJobId: randomUUID,
+}));
+
+export const deviceJobDependencies = lazy<DeviceJobDependencies>(async () => {
+  const jobs = loadJobsConfig(process.env);
+  const observation = loadObservationDefaults(process.env);
+  return {
+    jobs: await jobStore(),
+    twins: await twinStore(),
+    connector: await connectorClient(),
+    observation: (name) => {
+      const entry = findProperty(name);
+      if (!entry) throw new Error(`Reading for unknown property ${name}`);
+      return observationFor(entry, observation);
+    },
+    retry: {
+      maxDeliveryCount: jobs.maxDeliveryCount,
+      firstDelayMs: jobs.retryDelaySeconds * 1000,
+      maxDelayMs: jobs.maxRetryDelaySeconds * 1000,
+    },
+    deviceTimeoutMs: jobs.deviceTimeoutSeconds * 1000,
+    now,
+    sleep: (ms) => sleep(ms),
+  };
+});
+
+/** Deep reads for the max-age read-through (getDeviceProperty): a read job, polled until it ends. */
+export const deepReader = lazy<DeepReader | undefined>(async () => {
+  const dependencies = await submitJobDependencies();
+  return new JobDeepReader({
+    submit: async (request) => (await submitJob(dependencies, request)).job,
+    jobs: dependencies.jobs,
+  });
 });
 
 /** The app's clock; one place, so nothing reads the time its own way. */

@@ -46,10 +46,28 @@ export interface FunctionsConfig {
   connectorApiKey: string;
   /** `Jobs__deviceTimeoutSeconds`: bound on one device round trip made for a job. */
   jobDeviceTimeoutSeconds: number;
+  jobs: JobsConfig;
   /** `Staleness__graceSeconds`: how late a notify may be before its property is stale. */
   stalenessGraceSeconds: number;
   /** `Staleness__schedule`: six-field NCRONTAB of the sweep. */
   stalenessSchedule: string;
+}
+
+export interface JobsConfig {
+  /** `Jobs__deviceTimeoutSeconds`: bound on one device round trip made for a job (default 30). */
+  deviceTimeoutSeconds: number;
+  /**
+   * `Jobs__maxDeliveryCount`: the `device-jobs` queue's maxDeliveryCount (default 10, as in infra/ and
+   * local/serviceBus/entities.json). The delivery with this count is the last: a transient failure then fails the job.
+   */
+  maxDeliveryCount: number;
+  /**
+   * `Jobs__retryDelaySeconds` / `Jobs__maxRetryDelaySeconds`: after a transient failure the job function waits
+   * this long (doubling per delivery, capped; defaults 1 and 30) before it throws, so redeliveries spread over
+   * minutes instead of burning the delivery count in milliseconds. The session lock is renewed meanwhile.
+   */
+  retryDelaySeconds: number;
+  maxRetryDelaySeconds: number;
 }
 
 export interface ConnectorConfig {
@@ -70,6 +88,19 @@ export interface ConnectorConfig {
   deviceTimeoutSeconds: number;
   /** `Observe__<class>__pmin` / `__pmax`: observation attributes per property class, in seconds. */
   observation: ObservationDefaults;
+  /** `Connector__apiAddress`: address the internal HTTP API binds (default `::`, all interfaces). */
+  apiAddress: string;
+  /** `Staleness__graceSeconds`: the staleness grace, for the `nextStaleAt` the connector's twin writes compute. */
+  stalenessGraceSeconds: number;
+  /**
+   * `Connector__notifyBatchMs`: notifications of one device arriving within this window (ms, default 100) go to
+   * Cosmos as one write; a device whose previous write is still running collects them until it ends.
+   */
+  notifyBatchMs: number;
+  /** `Connector__maxConcurrentTwinWrites`: twin store calls in flight at once, each up to 100 devices (default 4). */
+  maxConcurrentTwinWrites: number;
+  /** `Connector__expirySweepMs`: how often registrations whose lifetime ran out are looked for (ms, default 1000). */
+  expirySweepMs: number;
 }
 
 function required(env: Env, name: string): string {
@@ -149,14 +180,37 @@ export function loadStalenessConfig(env: Env = process.env): StalenessConfig {
   };
 }
 
+/** `Connector__apiKey`, for the app's client of the connectors' internal API. */
+export function loadConnectorApiKey(env: Env = process.env): string {
+  return required(env, 'Connector__apiKey');
+}
+
+export function loadJobsConfig(env: Env = process.env): JobsConfig {
+  const retryDelaySeconds = integer(env, 'Jobs__retryDelaySeconds', 1);
+  const maxRetryDelaySeconds = integer(env, 'Jobs__maxRetryDelaySeconds', 30);
+  if (maxRetryDelaySeconds < retryDelaySeconds) {
+    throw new ConfigError(
+      `Jobs__maxRetryDelaySeconds (${maxRetryDelaySeconds}) must not be below Jobs__retryDelaySeconds (${retryDelaySeconds})`,
+    );
+  }
+  return {
+    deviceTimeoutSeconds: integer(env, 'Jobs__deviceTimeoutSeconds', 30, 1),
+    maxDeliveryCount: integer(env, 'Jobs__maxDeliveryCount', 10, 1),
+    retryDelaySeconds,
+    maxRetryDelaySeconds,
+  };
+}
+
 /** The whole Functions app configuration; functions load the sections they use, lazily. */
 export function loadFunctionsConfig(env: Env = process.env): FunctionsConfig {
   const staleness = loadStalenessConfig(env);
+  const jobs = loadJobsConfig(env);
   return {
     cosmos: loadCosmosConfig(env),
     serviceBus: loadServiceBusConfig(env),
-    connectorApiKey: required(env, 'Connector__apiKey'),
-    jobDeviceTimeoutSeconds: integer(env, 'Jobs__deviceTimeoutSeconds', 30, 1),
+    connectorApiKey: loadConnectorApiKey(env),
+    jobDeviceTimeoutSeconds: jobs.deviceTimeoutSeconds,
+    jobs,
     stalenessGraceSeconds: staleness.graceSeconds,
     stalenessSchedule: staleness.schedule,
   };
@@ -174,5 +228,10 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
     apiKey: required(env, 'Connector__apiKey'),
     deviceTimeoutSeconds: integer(env, 'Connector__deviceTimeoutSeconds', 20, 1),
     observation: loadObservationDefaults(env),
+    apiAddress: optional(env, 'Connector__apiAddress') ?? '::',
+    stalenessGraceSeconds: loadStalenessConfig(env).graceSeconds,
+    notifyBatchMs: integer(env, 'Connector__notifyBatchMs', 100),
+    maxConcurrentTwinWrites: integer(env, 'Connector__maxConcurrentTwinWrites', 4, 1),
+    expirySweepMs: integer(env, 'Connector__expirySweepMs', 1000, 1),
   };
 }

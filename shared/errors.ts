@@ -28,6 +28,7 @@ export const ERRORS = {
   DeviceTimeout: { status: 504, title: 'Device did not answer in time' },
   DeviceRejected: { status: 502, title: 'Device rejected the request' },
   ConnectorUnavailable: { status: 503, title: 'Connector unreachable' },
+  JobQueueUnavailable: { status: 503, title: 'The job queue did not take the job' },
   Internal: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

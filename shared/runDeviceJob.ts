@@ -1,0 +1,313 @@
+/**
+ * Runs one delivery of a job message (queue `device-jobs`) on the device, through the connector instance that
+ * holds the device's registration. The Service Bus trigger calls it once per delivery; sessions (sessionId =
+ * deviceId) make one device's jobs run one at a time, in submission order.
+ *
+ * Contract with the trigger:
+ * - resolving = complete the message. That happens when the job reached a final status, including every job that
+ *   can never succeed (device deprovisioned, its twin not `connected`, `DeviceRejected`, an invalid request), and
+ *   when the job was already final (redelivery never applies a job twice) or cancelled;
+ * - `TransientJobError` = abandon, so Service Bus redelivers: the connector was unreachable, the device did not
+ *   answer in time, or the twin says connected but the connector it names holds no registration (the connector
+ *   restarted and the device has not registered again yet; each delivery re-reads the twin, so a registration at
+ *   another instance is followed, and a twin that turned disconnected fails the job at once). It is thrown after a
+ *   back-off (doubling per delivery), and not on the last delivery (`deliveryCount` = maxDeliveryCount), which
+ *   fails the job with the last error instead;
+ * - `JobMessageDeadLetter` = the message is not a job message: dead-letter it with `deadLetterReason` and
+ *   `deadLetterErrorDescription` (when it names a job, that job is failed first). A trigger that does not know
+ *   this convention abandons, and Service Bus dead-letters the message after maxDeliveryCount deliveries.
+ *
+ * An execute that timed out may have reached the device, so its redelivery may execute again: jobs are
+ * at-least-once on the device and exactly-once in the job record and the twin.
+ */
+import { ObservationAttributes, PropertyValue } from './catalog';
+import { JOBS_TTL_SECONDS } from './constants';
+import { ErrorCode, TwinError, isTwinError } from './errors';
+import {
+  FINAL_JOB_STATUSES,
+  JOB_ID_PATTERN,
+  JobDocument,
+  JobError,
+  JobMessage,
+  JobResult,
+  jobRequestOf,
+  newJob,
+  parseJobMessage,
+  sameJobRequest,
+} from './job';
+import { JobStore } from './jobStore';
+import { DEVICE_ID_PATTERN } from './deviceId';
+import { TwinStore } from './twinStore';
+
+/** Bound on one device round trip, ms. */
+export interface DeviceCallOptions {
+  timeoutMs?: number;
+}
+
+/**
+ * The connector's internal API as the job function uses it (`ConnectorClient` is the real one); errors are
+ * TwinErrors with the device error codes. A read's `time` is when the connector received the value (ISO).
+ */
+export interface DeviceConnector {
+  read(
+    connectorUrl: string,
+    deviceId: string,
+    name: string,
+    options?: DeviceCallOptions,
+  ): Promise<{ value: PropertyValue; time?: string }>;
+  write(
+    connectorUrl: string,
+    deviceId: string,
+    name: string,
+    value: PropertyValue,
+    options?: DeviceCallOptions,
+  ): Promise<void>;
+  execute(connectorUrl: string, deviceId: string, name: string, options?: DeviceCallOptions): Promise<void>;
+}
+
+export interface RetryPolicy {
+  /** The queue's maxDeliveryCount: the delivery with this count is the last. */
+  maxDeliveryCount: number;
+  /** Wait before the throw after the first transient failure, ms; doubles per delivery up to `maxDelayMs`. */
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface DeviceJobDependencies {
+  jobs: JobStore;
+  twins: TwinStore;
+  connector: DeviceConnector;
+  /** pmin/pmax for a property the twin has no entry for yet (a deep read before the first notify). */
+  observation: (name: string) => ObservationAttributes;
+  retry: RetryPolicy;
+  /** Bound on one device round trip made for a job, ms (`Jobs__deviceTimeoutSeconds`). */
+  deviceTimeoutMs: number;
+  now: () => string;
+  sleep: (ms: number) => Promise<void>;
+}
+
+/** What the trigger says about this delivery. */
+export interface JobDelivery {
+  /** 1 on the first delivery. */
+  deliveryCount: number;
+  messageId?: string;
+}
+
+export type JobRunOutcome =
+  | { action: 'ran'; job: JobDocument }
+  /** The job was already final (a redelivery) or cancelled: nothing was done. */
+  | { action: 'skipped'; job: JobDocument };
+
+/**
+ * Errors on which the job can be retried: they may pass (connector restarting, device slow or asleep).
+ * `DeviceNotConnected` is among them only when the connector says it (the twin said connected): see above.
+ */
+const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set([
+  'ConnectorUnavailable',
+  'DeviceTimeout',
+  'DeviceNotConnected',
+]);
+
+/** Thrown so that Service Bus redelivers the message; carries the job's last error. */
+export class TransientJobError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly jobError: JobError,
+  ) {
+    super(`Job ${jobId}: ${jobError.code}: ${jobError.message} (will be redelivered)`);
+    this.name = 'TransientJobError';
+  }
+}
+
+/** Thrown for a message that is not a job message: the trigger dead-letters it with this reason and description. */
+export class JobMessageDeadLetter extends Error {
+  readonly deadLetterReason: string;
+  readonly deadLetterErrorDescription: string;
+
+  constructor(reason: string, description: string) {
+    super(`Job message dead-lettered: ${reason}: ${description}`);
+    this.name = 'JobMessageDeadLetter';
+    this.deadLetterReason = reason;
+    this.deadLetterErrorDescription = description;
+  }
+}
+
+/** Wraps an error that fails the job at once, whatever its code. */
+class NeverSucceeds extends Error {
+  constructor(readonly error: TwinError) {
+    super(error.message);
+  }
+}
+
+/** Dead-letter reasons (stable; they name what was wrong with the message). */
+export const DEAD_LETTER_REASONS = {
+  /** The body is not a valid job message; the description names the field. */
+  invalidMessage: 'InvalidJobMessage',
+  /** The jobId belongs to a job with another request. */
+  jobConflict: 'JobConflict',
+} as const;
+
+export async function runDeviceJob(
+  deps: DeviceJobDependencies,
+  body: unknown,
+  delivery: JobDelivery,
+): Promise<JobRunOutcome> {
+  const message = await parseOrDeadLetter(deps, body);
+  const job = await findOrCreateJob(deps, message);
+  if (FINAL_JOB_STATUSES.has(job.status)) return { action: 'skipped', job };
+
+  const running = await deps.jobs.update(job.deviceId, job.id, (current) =>
+    current.status === 'queued' || current.status === 'running'
+      ? {
+          ...current,
+          status: 'running',
+          startedTime: current.startedTime ?? deps.now(),
+          attempts: current.attempts + 1,
+          ttl: JOBS_TTL_SECONDS,
+        }
+      : undefined,
+  );
+  if (!running) throw new Error(`Job ${job.id} disappeared while starting`);
+  if (running.status !== 'running') return { action: 'skipped', job: running };
+
+  let result: JobResult | undefined;
+  try {
+    result = await runOnDevice(deps, running);
+  } catch (thrown) {
+    const error = thrown instanceof NeverSucceeds ? thrown.error : thrown;
+    const jobError = toJobError(error);
+    const transient = !(thrown instanceof NeverSucceeds) && (!isTwinError(error) || TRANSIENT_CODES.has(jobError.code));
+    if (!transient || delivery.deliveryCount >= deps.retry.maxDeliveryCount) {
+      return { action: 'ran', job: await finish(deps, running, { error: jobError }) };
+    }
+    await deps.jobs.update(running.deviceId, running.id, (current) =>
+      current.status === 'running' ? { ...current, status: 'queued', lastError: jobError } : undefined,
+    );
+    await deps.sleep(retryDelayMs(deps.retry, delivery.deliveryCount));
+    throw new TransientJobError(running.id, jobError);
+  }
+  return { action: 'ran', job: await finish(deps, running, { result }) };
+}
+
+/** Back-off before the throw after a transient failure on delivery `deliveryCount` (1-based), ms. */
+export function retryDelayMs(policy: RetryPolicy, deliveryCount: number): number {
+  const exponent = Math.min(Math.max(deliveryCount - 1, 0), 30);
+  return Math.min(policy.firstDelayMs * 2 ** exponent, policy.maxDelayMs);
+}
+
+/** The device round trip; resolves with a read's result, throws the connector's TwinError. */
+async function runOnDevice(deps: DeviceJobDependencies, job: JobDocument): Promise<JobResult | undefined> {
+  const twin = await deps.twins.get(job.deviceId);
+  if (!twin)
+    throw new NeverSucceeds(new TwinError('DeviceNotFound', `Device ${job.deviceId} is no longer provisioned`));
+  const { state, connectorUrl } = twin.connection;
+  if (state !== 'connected' || connectorUrl === undefined) {
+    throw new NeverSucceeds(
+      new TwinError('DeviceNotConnected', `Device ${job.deviceId} is not connected (connection state: ${state})`),
+    );
+  }
+  const request = jobRequestOf(job);
+  const options: DeviceCallOptions = { timeoutMs: deps.deviceTimeoutMs };
+  switch (request.type) {
+    case 'readDeviceProperty': {
+      const reading = await deps.connector.read(connectorUrl, job.deviceId, request.property, options);
+      const { value } = reading;
+      // The connector's receive time orders this value against its notifies (same clock).
+      const time = reading.time ?? deps.now();
+      // The twin keeps a newer notify: applyReadings only writes a strictly newer reading.
+      await deps.twins.applyReadings(
+        job.deviceId,
+        [{ name: request.property, value, time, source: 'deepRead' }],
+        deps.observation,
+      );
+      return { value, lastUpdatedTime: time };
+    }
+    case 'writeDeviceProperty':
+      // The twin is left alone: the device's next notify brings the new value.
+      await deps.connector.write(connectorUrl, job.deviceId, request.property, request.value, options);
+      return undefined;
+    case 'executeDeviceOperation':
+      await deps.connector.execute(connectorUrl, job.deviceId, request.operation, options);
+      return undefined;
+  }
+}
+
+async function finish(
+  deps: DeviceJobDependencies,
+  job: JobDocument,
+  outcome: { result?: JobResult; error?: JobError },
+): Promise<JobDocument> {
+  const endTime = deps.now();
+  const finished = await deps.jobs.update(job.deviceId, job.id, (current) => {
+    if (FINAL_JOB_STATUSES.has(current.status)) return undefined;
+    const { lastError: _lastError, ...rest } = current;
+    return outcome.error
+      ? { ...rest, status: 'failed', endTime, error: outcome.error, ttl: JOBS_TTL_SECONDS }
+      : {
+          ...rest,
+          status: 'completed',
+          endTime,
+          ttl: JOBS_TTL_SECONDS,
+          ...(outcome.result && { result: outcome.result }),
+        };
+  });
+  if (!finished) throw new Error(`Job ${job.id} disappeared while finishing`);
+  return finished;
+}
+
+async function findOrCreateJob(deps: DeviceJobDependencies, message: JobMessage): Promise<JobDocument> {
+  const existing = await deps.jobs.read(message.deviceId, message.jobId);
+  const job =
+    existing ??
+    // Put on the queue by automation: the job gets its record here.
+    (await deps.jobs.create(newJob(message.jobId, jobRequestOf(message), 'queue', deps.now(), JOBS_TTL_SECONDS))).job;
+  if (!sameJobRequest(jobRequestOf(job), jobRequestOf(message))) {
+    throw new JobMessageDeadLetter(
+      DEAD_LETTER_REASONS.jobConflict,
+      `Job ${message.jobId} exists with another request (${job.type} ${job.property ?? job.operation}); ` +
+        `the message asks ${message.type} ${'property' in message ? message.property : message.operation}`,
+    );
+  }
+  return job;
+}
+
+/**
+ * Parses the message or dead-letters it. A message that still names a job (a valid jobId and deviceId) whose
+ * record is not final gets that job failed with the validation error first, so nobody waits for it.
+ */
+async function parseOrDeadLetter(deps: DeviceJobDependencies, body: unknown): Promise<JobMessage> {
+  try {
+    return parseJobMessage(body);
+  } catch (error) {
+    if (!isTwinError(error)) throw error;
+    const field = typeof error.extensions.field === 'string' ? error.extensions.field : '';
+    const description = `${field ? `${field}: ` : ''}${error.message}`;
+    await failNamedJob(deps, body, { code: error.code, message: description });
+    throw new JobMessageDeadLetter(DEAD_LETTER_REASONS.invalidMessage, description);
+  }
+}
+
+async function failNamedJob(deps: DeviceJobDependencies, body: unknown, jobError: JobError): Promise<void> {
+  let json = body;
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    try {
+      json = JSON.parse(body.toString());
+    } catch {
+      return;
+    }
+  }
+  const { jobId, deviceId } = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
+  if (typeof jobId !== 'string' || typeof deviceId !== 'string') return;
+  if (!JOB_ID_PATTERN.test(jobId) || !DEVICE_ID_PATTERN.test(deviceId)) return;
+  const endTime = deps.now();
+  await deps.jobs.update(deviceId, jobId, (current) =>
+    FINAL_JOB_STATUSES.has(current.status)
+      ? undefined
+      : { ...current, status: 'failed', endTime, error: jobError, ttl: JOBS_TTL_SECONDS },
+  );
+}
+
+function toJobError(error: unknown): JobError {
+  if (isTwinError(error)) return { code: error.code, message: error.message };
+  return { code: 'Internal', message: error instanceof Error ? error.message : String(error) };
+}
