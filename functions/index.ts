@@ -101,6 +101,8 @@ export const deviceJobDependencies = lazy<DeviceJobDependencies>(async () => {
     deviceTimeoutMs: jobs.deviceTimeoutSeconds * 1000,
     now,
     sleep: (ms) => sleep(ms),
+    events: await eventPublisher(),
+    warn: (message) => console.warn(message),
   };
 });
 

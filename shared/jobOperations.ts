@@ -123,7 +123,13 @@ export async function listDeviceJobs(
  * Cancels a queued job: the job function settles its message without running it. Cancelling a cancelled job
  * changes nothing; a job already running or finished is `JobNotCancellable`.
  */
-export async function cancelJob(jobs: JobStore, jobId: string, now: string): Promise<JobDocument> {
+/** Cancels a queued job; `onCancelled` runs once the job is cancelled by this call (for its jobEnded event). */
+export async function cancelJob(
+  jobs: JobStore,
+  jobId: string,
+  now: string,
+  onCancelled: (job: JobDocument) => Promise<void> = async () => undefined,
+): Promise<JobDocument> {
   const job = await getJob(jobs, jobId);
   const updated = await jobs.update(job.deviceId, job.id, (current) =>
     current.status === 'queued' ? { ...current, status: 'cancelled', endTime: now } : undefined,
@@ -135,6 +141,7 @@ export async function cancelJob(jobs: JobStore, jobId: string, now: string): Pro
       status: updated.status,
     });
   }
+  if (updated.endTime === now) await onCancelled(updated);
   return updated;
 }
 

@@ -36,6 +36,7 @@ import {
   sameJobRequest,
 } from './job';
 import { JobStore } from './jobStore';
+import { EventPublisher, JobEndStatus, jobEndedEvent, propertyFreshEvents, publishBestEffort } from './twinEvents';
 import { DEVICE_ID_PATTERN } from './deviceId';
 import { TwinStore } from './twinStore';
 
@@ -84,6 +85,9 @@ export interface DeviceJobDependencies {
   deviceTimeoutMs: number;
   now: () => string;
   sleep: (ms: number) => Promise<void>;
+  /** `twin-events`: jobEnded for every job that ends here, propertyFresh when a deep read clears a stale flag. */
+  events: EventPublisher;
+  warn: (message: string) => void;
 }
 
 /** What the trigger says about this delivery. */
@@ -215,11 +219,9 @@ async function runOnDevice(deps: DeviceJobDependencies, job: JobDocument): Promi
       // The connector's receive time orders this value against its notifies (same clock).
       const time = reading.time ?? deps.now();
       // The twin keeps a newer notify: applyReadings only writes a strictly newer reading.
-      await deps.twins.applyReadings(
-        job.deviceId,
-        [{ name: request.property, value, time, source: 'deepRead' }],
-        deps.observation,
-      );
+      const readings = [{ name: request.property, value, time, source: 'deepRead' as const }];
+      const written = await deps.twins.applyReadings(job.deviceId, readings, deps.observation);
+      await publishBestEffort(deps.events, propertyFreshEvents(job.deviceId, written.refreshed, readings), deps.warn);
       return { value, lastUpdatedTime: time };
     }
     case 'writeDeviceProperty':
@@ -252,7 +254,19 @@ async function finish(
         };
   });
   if (!finished) throw new Error(`Job ${job.id} disappeared while finishing`);
+  await publishJobEnded(deps, finished, endTime);
   return finished;
+}
+
+/** Publishes jobEnded when `job` was ended by the write that stamped `endTime` (not by an earlier one). */
+async function publishJobEnded(deps: DeviceJobDependencies, job: JobDocument, endTime: string): Promise<void> {
+  if (job.endTime !== endTime || !FINAL_JOB_STATUSES.has(job.status)) return;
+  const status = job.status as JobEndStatus;
+  await publishBestEffort(
+    deps.events,
+    [jobEndedEvent({ deviceId: job.deviceId, jobId: job.id, status }, endTime)],
+    deps.warn,
+  );
 }
 
 async function findOrCreateJob(deps: DeviceJobDependencies, message: JobMessage): Promise<JobDocument> {
@@ -300,11 +314,12 @@ async function failNamedJob(deps: DeviceJobDependencies, body: unknown, jobError
   if (typeof jobId !== 'string' || typeof deviceId !== 'string') return;
   if (!JOB_ID_PATTERN.test(jobId) || !DEVICE_ID_PATTERN.test(deviceId)) return;
   const endTime = deps.now();
-  await deps.jobs.update(deviceId, jobId, (current) =>
+  const failed = await deps.jobs.update(deviceId, jobId, (current) =>
     FINAL_JOB_STATUSES.has(current.status)
       ? undefined
       : { ...current, status: 'failed', endTime, error: jobError, ttl: JOBS_TTL_SECONDS },
   );
+  if (failed) await publishJobEnded(deps, failed, endTime);
 }
 
 function toJobError(error: unknown): JobError {

@@ -46,6 +46,23 @@ export interface EventPublisher {
   publish(events: readonly TwinEvent[]): Promise<void>;
 }
 
+/**
+ * Events are best effort (published after the write they describe; there is no outbox): a failure to publish is
+ * reported through `warn` and never fails the write's caller.
+ */
+export async function publishBestEffort(
+  publisher: EventPublisher,
+  events: readonly TwinEvent[],
+  warn: (message: string) => void,
+): Promise<void> {
+  if (events.length === 0) return;
+  try {
+    await publisher.publish(events);
+  } catch (error) {
+    warn(`Publishing ${events.length} twin event(s) failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
 export function propertyStaleEvents(
   deviceId: string,
   flags: readonly { property: string; since: string; reason: StaleReason }[],

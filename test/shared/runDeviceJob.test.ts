@@ -11,6 +11,7 @@ import {
   retryDelayMs,
   runDeviceJob,
 } from '../../shared/runDeviceJob';
+import { TwinEvent } from '../../shared/twinEvents';
 import { newTwin, observedProperty } from '../../shared/twin';
 import { TestCosmos, startTestCosmos } from '../support/localCosmos';
 
@@ -46,6 +47,7 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
   let connector: ScriptedConnector;
   let clock = 0;
   const sleeps: number[] = [];
+  const events: TwinEvent[] = [];
   const time = (s: number) => new Date(Date.UTC(2026, 0, 1) + s * 1000).toISOString();
   let deviceCounter = 0;
 
@@ -63,6 +65,8 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
       sleep: async (ms) => {
         sleeps.push(ms);
       },
+      events: { publish: async (batch) => void events.push(...batch) },
+      warn: () => undefined,
     };
   });
   afterAll(() => cosmos.close());
@@ -70,6 +74,7 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
     connector.calls.length = 0;
     connector.failures.length = 0;
     sleeps.length = 0;
+    events.length = 0;
   });
 
   /** A provisioned device, connected through CONNECTOR_URL, with batteryLevel and timezone reported at time 0. */
@@ -126,6 +131,36 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
     });
     expect(twin?.deviceProperties.timezone).toEqual(before?.deviceProperties.timezone);
     expect(connector.calls).toEqual([`read ${CONNECTOR_URL} ${deviceId} batteryLevel`]);
+  });
+
+  it('publishes jobEnded once per job, and propertyFresh when a deep read clears a stale flag', async () => {
+    const deviceId = await connectedDevice();
+    await deps.twins.update(deviceId, (twin) => ({
+      ...twin,
+      deviceProperties: {
+        ...twin.deviceProperties,
+        batteryLevel: {
+          ...twin.deviceProperties.batteryLevel,
+          stale: true,
+          staleSince: time(0),
+          staleReason: 'missedNotify',
+        },
+      },
+    }));
+    connector.values.set(`${deviceId}/batteryLevel`, 12);
+    const message = await queued({
+      type: 'readDeviceProperty',
+      deviceId,
+      property: 'batteryLevel',
+      jobId: `e-${deviceId}`,
+    });
+    await runDeviceJob(deps, message, { deliveryCount: 1 });
+    await runDeviceJob(deps, message, { deliveryCount: 2 }); // a redelivery: nothing runs, nothing is published
+    expect(events.map((e) => [e.kind, e.property ?? e.status])).toEqual([
+      ['propertyFresh', 'batteryLevel'],
+      ['jobEnded', 'completed'],
+    ]);
+    expect(events[1]).toMatchObject({ deviceId, jobId: `e-${deviceId}` });
   });
 
   it('deep read never overwrites a newer notify', async () => {
