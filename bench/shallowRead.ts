@@ -1,30 +1,64 @@
 /**
  * Shallow reads through the Functions host (GET /api/twins/{id}: HTTP -> @azure/functions -> Cosmos point read)
  * versus direct SDK point reads against the same local Cosmos server, in the same run, at concurrency 16.
- * Rounds alternate between the two paths so drift on a shared machine hits both alike.
  *
- *   npm run build && node dist/bench/shallowRead.js [--requests 3000] [--rounds 3]
+ *   npm run build && node dist/bench/shallowRead.js [--requests 3000] [--rounds 3] [--warmup 3000]
+ *                                                   [--cpu-prof-dir <dir>]
+ *
+ * Fair and stable: both paths get the same warm-up (JIT, connection pools, the host's lazy clients); rounds
+ * interleave the paths and alternate which one goes first, so drift on a shared machine hits both alike; both
+ * clients keep connections alive with Node's defaults (TCP_NODELAY on), and both Cosmos clients come from
+ * createCosmosClient. The load average is printed because the machine may be shared.
+ *
+ * CPU per request of each process (Linux) explains the ratio: at concurrency 16 each path is bound by one busy event
+ * loop, the bench's SDK client for direct reads and the host for the function path, so a median is roughly
+ * 16 x that process's CPU per request. `--cpu-prof-dir` writes V8 CPU profiles of the Cosmos server and the host.
  *
  * Target: the function path's median costs at most 1.5x a direct point read.
  */
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { createCosmosClient } from '../shared/cosmosClient';
 import { openTwinsContainer } from '../shared/cosmosTwinStore';
 import { loadCosmosConfig } from '../shared/config';
 import { parseFlags } from '../local/flags';
-import { freePorts, startLocalStack } from '../local/localStack';
-import { fmt, measureConcurrent, median, percentile } from './stats';
+import { freePorts, PieceName, startLocalStack } from '../local/localStack';
+import { fmt, measureConcurrent, median, percentile, processCpuMs } from './stats';
 
 const CONCURRENCY = 16;
 const DEVICES = 100;
+/** The processes whose CPU time is accounted per request. */
+const ACCOUNTED: readonly PieceName[] = ['cosmos', 'functions'];
+
+interface BenchPath {
+  name: string;
+  /** Short name in the CPU line. */
+  label: string;
+  /** Processes that work for this path (the bench itself always does). */
+  accounted: readonly PieceName[];
+  run: (i: number) => Promise<void>;
+  samples: number[];
+  roundMedians: number[];
+  seconds: number;
+  /** CPU ms spent by each process during this path's rounds. */
+  cpuMs: Map<string, number>;
+}
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), { requests: '3000', rounds: '3' });
-  const requests = Number(flags.requests);
-  const rounds = Number(flags.rounds);
+  const flags = parseFlags(process.argv.slice(2), {
+    requests: '3000',
+    rounds: '3',
+    warmup: '3000',
+    'cpu-prof-dir': '',
+  });
+  const requests = positiveInteger(flags.requests, 'requests');
+  const rounds = positiveInteger(flags.rounds, 'rounds');
+  const warmup = positiveInteger(flags.warmup, 'warmup');
+  const profileDir = flags['cpu-prof-dir'] ? path.resolve(flags['cpu-prof-dir']) : undefined;
   const root = path.resolve(__dirname, '..', '..');
   const [cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi] = await freePorts(8);
+  const pids = new Map<PieceName, number>();
   const stack = await startLocalStack({
     root,
     ports: { cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi },
@@ -33,6 +67,17 @@ async function main(): Promise<void> {
     quietInvocations: true,
     pieces: ['cosmos', 'azurite', 'serviceBus', 'functions'],
     log: () => undefined,
+    nodeFlags: profileDir
+      ? Object.fromEntries(
+          ACCOUNTED.map((piece) => [
+            piece,
+            ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${piece}.cpuprofile`],
+          ]),
+        )
+      : undefined,
+    onSpawn: (piece, child) => {
+      if (child.pid !== undefined) pids.set(piece, child.pid);
+    },
   });
   try {
     const ids = Array.from({ length: DEVICES }, (_, i) => `bench-${i}`);
@@ -43,60 +88,108 @@ async function main(): Promise<void> {
     const config = loadCosmosConfig(stack.settings);
     const client = createCosmosClient(config);
     const container = await openTwinsContainer(client, config.databaseName);
-
-    const direct = async (i: number) => {
-      const id = ids[i % DEVICES];
-      const { resource } = await container.item(id, id).read();
-      if (!resource) throw new Error(`direct read of ${id} found nothing`);
-    };
     // A keep-alive HTTP/1.1 client, as lean as the SDK's own transport is for the baseline.
     const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-    const viaFunction = (i: number) =>
-      new Promise<void>((resolve, reject) => {
-        const request = http.get(`${stack.apiBaseUrl}/twins/${ids[i % DEVICES]}`, { agent }, (response) => {
-          if (response.statusCode !== 200) reject(new Error(`GET twin: ${response.statusCode}`));
-          response.on('data', () => undefined);
-          response.on('end', () => resolve());
-        });
-        request.on('error', reject);
-      });
 
-    // Warm-up: connection pools, JIT, the host's lazy clients.
-    await measureConcurrent(500, CONCURRENCY, direct);
-    await measureConcurrent(500, CONCURRENCY, viaFunction);
+    const direct: BenchPath = {
+      ...emptyPath('baseline: direct SDK point read', 'direct'),
+      accounted: ['cosmos'],
+      run: async (i) => {
+        const id = ids[i % DEVICES];
+        const { resource } = await container.item(id, id).read();
+        if (!resource) throw new Error(`direct read of ${id} found nothing`);
+      },
+    };
+    const viaFunction: BenchPath = {
+      ...emptyPath('GET /api/twins/{id} via the host', 'function'),
+      accounted: ['functions', 'cosmos'],
+      run: (i) =>
+        new Promise<void>((resolve, reject) => {
+          const request = http.get(`${stack.apiBaseUrl}/twins/${ids[i % DEVICES]}`, { agent }, (response) => {
+            if (response.statusCode !== 200) reject(new Error(`GET twin: ${response.statusCode}`));
+            response.on('data', () => undefined);
+            response.on('end', () => resolve());
+          });
+          request.on('error', reject);
+        }),
+    };
 
-    const directSamples: number[] = [];
-    const functionSamples: number[] = [];
-    let directSeconds = 0;
-    let functionSeconds = 0;
-    for (let round = 0; round < rounds; round++) {
-      const a = await measureConcurrent(requests, CONCURRENCY, direct);
-      const b = await measureConcurrent(requests, CONCURRENCY, viaFunction);
-      directSamples.push(...a.latencies);
-      functionSamples.push(...b.latencies);
-      directSeconds += a.seconds;
-      functionSeconds += b.seconds;
+    const loadAtStart = os.loadavg()[0];
+    // Warm-up: JIT (the host runs far more code than the bench), connection pools, the host's lazy clients.
+    for (const benchPath of [direct, viaFunction, direct, viaFunction]) {
+      await measureConcurrent(Math.ceil(warmup / 2), CONCURRENCY, benchPath.run);
     }
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? [direct, viaFunction] : [viaFunction, direct];
+      for (const benchPath of order) await measureRound(benchPath, requests, pids);
+    }
+    const loadAtEnd = os.loadavg()[0];
     client.dispose();
     agent.destroy();
 
-    const row = (name: string, samples: number[], seconds: number) =>
-      `${name.padEnd(34)} median ${fmt(median(samples)).padStart(10)}   p99 ${fmt(percentile(samples, 99)).padStart(10)}` +
-      `   ${(samples.length / seconds).toFixed(0).padStart(6)} req/s`;
     console.log(
-      `Shallow reads, concurrency ${CONCURRENCY}, ${rounds} x ${requests} requests per path, ${DEVICES} twins`,
+      `Shallow reads, concurrency ${CONCURRENCY}, ${rounds} x ${requests} requests per path after ${warmup} ` +
+        `warm-up each, ${DEVICES} twins; load average (1 min) ${loadAtStart.toFixed(2)} at start, ` +
+        `${loadAtEnd.toFixed(2)} at end, ${os.availableParallelism()} CPUs`,
     );
-    console.log(row('baseline: direct SDK point read', directSamples, directSeconds));
-    console.log(row('GET /api/twins/{id} via the host', functionSamples, functionSeconds));
-    const ratio = median(functionSamples) / median(directSamples);
+    for (const benchPath of [direct, viaFunction]) console.log(describeLatency(benchPath));
+    console.log(`CPU ms per request: ${[direct, viaFunction].map(describeCpu).join('   ')}`);
+    const ratio = median(viaFunction.samples) / median(direct.samples);
     console.log(
       `ratio (function / direct): median ${ratio.toFixed(2)}x, p99 ${(
-        percentile(functionSamples, 99) / percentile(directSamples, 99)
+        percentile(viaFunction.samples, 99) / percentile(direct.samples, 99)
       ).toFixed(2)}x   target <= 1.5x median: ${ratio <= 1.5 ? 'met' : 'NOT met'}`,
     );
+    if (profileDir) console.log(`CPU profiles of ${ACCOUNTED.join(', ')} in ${profileDir}`);
   } finally {
     await stack.stop();
   }
+}
+
+function emptyPath(name: string, label: string): Omit<BenchPath, 'run' | 'accounted'> {
+  return { name, label, samples: [], roundMedians: [], seconds: 0, cpuMs: new Map() };
+}
+
+/** One round of `requests` calls, adding latencies and each accounted process's CPU time to the path. */
+async function measureRound(benchPath: BenchPath, requests: number, pids: ReadonlyMap<PieceName, number>) {
+  const cpuOf = (piece: PieceName) => {
+    const pid = pids.get(piece);
+    return pid === undefined ? undefined : processCpuMs(pid);
+  };
+  const before = new Map(benchPath.accounted.map((piece) => [piece, cpuOf(piece)]));
+  const benchBefore = process.cpuUsage();
+  const { latencies, seconds } = await measureConcurrent(requests, CONCURRENCY, benchPath.run);
+  const benchUsed = process.cpuUsage(benchBefore);
+  benchPath.samples.push(...latencies);
+  benchPath.roundMedians.push(median(latencies));
+  benchPath.seconds += seconds;
+  const add = (name: string, ms: number) => benchPath.cpuMs.set(name, (benchPath.cpuMs.get(name) ?? 0) + ms);
+  add('bench', (benchUsed.user + benchUsed.system) / 1000);
+  for (const piece of benchPath.accounted) {
+    const start = before.get(piece);
+    const end = cpuOf(piece);
+    if (start !== undefined && end !== undefined) add(piece === 'functions' ? 'host' : piece, end - start);
+  }
+}
+
+function describeLatency(benchPath: BenchPath): string {
+  return (
+    `${benchPath.name.padEnd(34)} median ${fmt(median(benchPath.samples)).padStart(9)}` +
+    `   p99 ${fmt(percentile(benchPath.samples, 99)).padStart(9)}` +
+    `   ${(benchPath.samples.length / benchPath.seconds).toFixed(0).padStart(5)} req/s` +
+    `   round medians ${benchPath.roundMedians.map((ms) => ms.toFixed(2)).join(' ')}`
+  );
+}
+
+function describeCpu(benchPath: BenchPath): string {
+  const perRequest = [...benchPath.cpuMs].map(([name, ms]) => `${name} ${(ms / benchPath.samples.length).toFixed(3)}`);
+  return `${benchPath.label}: ${perRequest.join(', ')}`;
+}
+
+function positiveInteger(text: string, name: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got "${text}"`);
+  return value;
 }
 
 main().catch((error: unknown) => {

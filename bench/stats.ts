@@ -1,4 +1,5 @@
 /** Small statistics for benchmarks: medians and percentiles of latency samples, in milliseconds. */
+import { readFileSync } from 'node:fs';
 
 export function percentile(samples: readonly number[], p: number): number {
   if (samples.length === 0) return NaN;
@@ -31,3 +32,21 @@ export async function measureConcurrent(
 }
 
 export const fmt = (ms: number): string => `${ms.toFixed(2)} ms`;
+
+/** Linux reports process CPU times in /proc in USER_HZ ticks, which the kernel ABI fixes at 100 per second. */
+const LINUX_USER_HZ = 100;
+
+/**
+ * CPU time (user + system, all threads) a process has used so far, in ms, from `/proc/<pid>/stat`; 10 ms resolution.
+ * Undefined where /proc is missing (not Linux) or the process is gone.
+ */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of the whole line.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / LINUX_USER_HZ;
+  } catch {
+    return undefined;
+  }
+}

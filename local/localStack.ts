@@ -62,6 +62,10 @@ export interface LocalStackOptions {
   quietInvocations?: boolean;
   /** Pieces to start (default: all). */
   pieces?: readonly PieceName[];
+  /** Extra Node.js flags for one piece's process only (for example `--cpu-prof` on the Functions host). */
+  nodeFlags?: Partial<Record<PieceName, readonly string[]>>;
+  /** Called with each piece's process as it is spawned (benchmarks account CPU time per process). */
+  onSpawn?: (piece: PieceName, child: ChildProcess) => void;
   log?: (line: string) => void;
 }
 
@@ -97,13 +101,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const running: RunningPiece[] = [];
   const dist = (...parts: string[]) => path.join(options.root, 'dist', ...parts);
 
-  const start = (name: string, script: string, args: string[]): RunningPiece => {
+  const start = (kind: PieceName, script: string, args: string[], name: string = kind): RunningPiece => {
     if (!existsSync(script)) throw new Error(`${name}: ${script} is missing; run \`npm run build\` first`);
-    const child = spawn(process.execPath, [script, ...args], {
+    const child = spawn(process.execPath, [...(options.nodeFlags?.[kind] ?? []), script, ...args], {
       cwd: options.root,
       env: { ...process.env, ...settings },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    options.onSpawn?.(kind, child);
     const piece: RunningPiece = { name, child };
     if (options.output === 'files') {
       piece.output = createWriteStream(path.join(dataDir, 'logs', `${name}.log`), { flags: 'a' });
@@ -150,7 +155,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await waitForPort(piece, ports.blob);
     }
     if (pieces.has('serviceBus')) {
-      const piece = start('servicebus', dist('local', 'serviceBus', 'main.js'), ['--port', String(ports.serviceBus)]);
+      const piece = start(
+        'serviceBus',
+        dist('local', 'serviceBus', 'main.js'),
+        ['--port', String(ports.serviceBus)],
+        'servicebus',
+      );
       await waitForPort(piece, ports.serviceBus);
     }
     if (pieces.has('connector')) {

@@ -140,6 +140,24 @@ export class FunctionInvoker {
     const { context, inputs } = await invocationModel.getArguments();
     arguments_.context = context;
 
+    if (this.core.hooksOf('preInvocation').length === 0 && this.core.hooksOf('postInvocation').length === 0) {
+      // The common case: no hook contexts to build, same order and states as below.
+      coreContext.state = 'invocation';
+      let result: unknown = null;
+      let failure: unknown = null;
+      try {
+        result = await invocationModel.invokeFunction(context, inputs, fn.callback);
+      } catch (error) {
+        failure = error;
+      } finally {
+        coreContext.state = undefined;
+      }
+      if (failure !== null && failure !== undefined) {
+        throw failure;
+      }
+      return invocationModel.getResponse(context, result);
+    }
+
     const hookData = {};
     const appHookData = this.core.appHookData;
     const preContext: PreInvocationContext = {

@@ -200,7 +200,8 @@ export class HttpTrigger implements TriggerListener {
   ): Promise<void> {
     let body: Buffer | undefined;
     try {
-      body = await readRequestBody(req, this.options.maxRequestBodyBytes);
+      // Most requests (GETs) declare no body: no read, no promise to wait for.
+      body = declaresBody(req) ? await readRequestBody(req, this.options.maxRequestBodyBytes) : undefined;
     } catch (error) {
       if (error instanceof RequestBodyTooLargeError) {
         res.setHeader('connection', 'close');
@@ -286,12 +287,15 @@ function warnAboutConflictingRoutes(routes: HttpRoute[], logger: HostLogger): vo
   });
 }
 
-/** Reads the whole body; undefined when the request declares none. Rejects with RequestBodyTooLargeError past `limit`. */
-function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+/** Whether the request has a body to read: a non-zero Content-Length, or Transfer-Encoding without a length. */
+function declaresBody(req: IncomingMessage): boolean {
   const declaredLength = req.headers['content-length'];
-  if (declaredLength === undefined ? req.headers['transfer-encoding'] === undefined : declaredLength === '0') {
-    return Promise.resolve(undefined);
-  }
+  return declaredLength === undefined ? req.headers['transfer-encoding'] !== undefined : declaredLength !== '0';
+}
+
+/** Reads the whole body of a request that `declaresBody`. Rejects with RequestBodyTooLargeError past `limit`. */
+function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > limit) {
     return Promise.reject(new RequestBodyTooLargeError());
   }
@@ -316,10 +320,12 @@ function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | 
 
 /** Node joins repeated request headers with ", " (cookies with "; "); the library takes one string per name. */
 function toHeaderRecord(req: IncomingMessage): Record<string, string> {
+  const source = req.headers;
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
+  for (const name in source) {
+    const value = source[name];
     if (value !== undefined) {
-      headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      headers[name] = typeof value === 'string' ? value : value.join(', ');
     }
   }
   return headers;
