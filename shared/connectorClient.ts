@@ -59,7 +59,13 @@ export class ConnectorClient {
     property: string,
     options: ConnectorCallOptions = {},
   ): Promise<ConnectorReading> {
-    const response = await this.call('GET', connectorUrl, `properties/${encodeURIComponent(property)}`, deviceId, options);
+    const response = await this.call(
+      'GET',
+      connectorUrl,
+      `properties/${encodeURIComponent(property)}`,
+      deviceId,
+      options,
+    );
     const body = (await response.json().catch(() => undefined)) as Partial<ConnectorReading> | undefined;
     if (!body || body.value === undefined || typeof body.time !== 'string') {
       throw new TwinError('ConnectorUnavailable', `the connector at ${connectorUrl} sent an unreadable read result`);
@@ -99,7 +105,9 @@ export class ConnectorClient {
   ): Promise<Response> {
     const url = `${connectorUrl.replace(/\/+$/, '')}/devices/${encodeURIComponent(deviceId)}/${path}`;
     const headers: Record<string, string> = { [CONNECTOR_KEY_HEADER]: this.apiKey };
-    if (options.timeoutMs !== undefined) headers[CONNECTOR_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(options.timeoutMs)));
+    if (options.timeoutMs !== undefined) {
+      headers[CONNECTOR_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(options.timeoutMs)));
+    }
     if (body !== undefined) headers['content-type'] = 'application/json';
     const httpTimeoutMs =
       options.timeoutMs !== undefined ? options.timeoutMs + this.httpMarginMs : this.defaultHttpTimeoutMs;
@@ -125,7 +133,14 @@ async function problemError(response: Response, connectorUrl: string): Promise<T
     problem = undefined;
   }
   if (typeof problem === 'object' && problem !== null) {
-    const { code, detail, type: _type, title: _title, status: _status, ...extensions } = problem as Record<string, unknown>;
+    const {
+      code,
+      detail,
+      type: _type,
+      title: _title,
+      status: _status,
+      ...extensions
+    } = problem as Record<string, unknown>;
     if (typeof code === 'string' && code in ERRORS) {
       return new TwinError(code as ErrorCode, typeof detail === 'string' ? detail : String(code), extensions);
     }

@@ -1,12 +1,20 @@
 /**
  * TwinStore over Cosmos DB: container `twins`, partition key `/deviceId`, id = deviceId.
  */
-import { Container, CosmosClient, ErrorResponse, IndexingPolicy, PatchOperation } from '@azure/cosmos';
+import {
+  Container,
+  CosmosClient,
+  ErrorResponse,
+  IndexingPolicy,
+  JSONObject,
+  OperationInput,
+  PatchOperation,
+} from '@azure/cosmos';
 import { ObservationAttributes, findProperty } from './catalog';
 import { PARTITION_KEY_PATH, TWINS_CONTAINER } from './constants';
 import { TwinError } from './errors';
 import { Reading, TwinDocument, applyReadings, withDerivedFields } from './twin';
-import { ApplyReadingsResult, TwinPage, TwinStore, UpdateOptions } from './twinStore';
+import { ApplyManyResult, ApplyReadingsResult, DeviceReadings, TwinPage, TwinStore, UpdateOptions } from './twinStore';
 import { TwinQuery, toSql } from './twinQuery';
 
 /**
@@ -30,6 +38,8 @@ export const TWINS_INDEXING_POLICY: IndexingPolicy = {
 
 /** Lost ETag races retried before giving up (each retry re-reads the twin). */
 const MAX_RACE_RETRIES = 20;
+/** Operations per bulk request (the Cosmos limit). */
+const MAX_BULK_OPERATIONS = 100;
 
 export async function openTwinsContainer(client: CosmosClient, databaseName: string): Promise<Container> {
   const { database } = await client.databases.createIfNotExists({ id: databaseName });
@@ -143,6 +153,69 @@ export class CosmosTwinStore implements TwinStore {
         return { found: true, changed, refreshed, requests };
     }
     throw new Error(`Twin ${deviceId}: gave up after ${MAX_RACE_RETRIES} lost ETag races`);
+  }
+
+  async applyReadingsMany(
+    writes: readonly DeviceReadings[],
+    fallback: (name: string) => ObservationAttributes,
+  ): Promise<ApplyManyResult> {
+    if (writes.length === 1) {
+      const result = await this.applyReadings(writes[0].deviceId, writes[0].readings, fallback);
+      return { results: [result], requests: result.requests };
+    }
+    const results: (ApplyReadingsResult | undefined)[] = new Array(writes.length);
+    let requests = 0;
+    for (let first = 0; first < writes.length; first += MAX_BULK_OPERATIONS) {
+      const chunk = writes.slice(first, first + MAX_BULK_OPERATIONS);
+      requests += await this.bulkApply(chunk, fallback, (k, result) => (results[first + k] = result));
+    }
+    // What the bulk requests did not settle (a lost ETag race, throttling) goes the one-by-one way.
+    for (let i = 0; i < writes.length; i++) {
+      if (results[i]) continue;
+      const result = await this.applyReadings(writes[i].deviceId, writes[i].readings, fallback);
+      results[i] = result;
+      requests += result.requests;
+    }
+    return { results: results as ApplyReadingsResult[], requests };
+  }
+
+  /**
+   * One bulk read, then one bulk replace conditional on each twin's ETag. `settle` receives the outcome of each
+   * entry it could decide; the others are left to the caller. Returns the number of requests made. `bulk` rather
+   * than `executeBulkOperations`: the latter waits up to a second to fill partial batches.
+   */
+  private async bulkApply(
+    writes: readonly DeviceReadings[],
+    fallback: (name: string) => ObservationAttributes,
+    settle: (index: number, result: ApplyReadingsResult) => void,
+  ): Promise<number> {
+    const reads = await this.container.items.bulk(
+      writes.map((w): OperationInput => ({ operationType: 'Read', id: w.deviceId, partitionKey: w.deviceId })),
+    );
+    const replaces: OperationInput[] = [];
+    const pending: { index: number; changed: string[]; refreshed: string[] }[] = [];
+    reads.forEach((read, index) => {
+      if (read.statusCode === 404) return settle(index, { found: false, changed: [], refreshed: [], requests: 0 });
+      if (read.statusCode >= 300 || !read.resourceBody) return;
+      const current = read.resourceBody as unknown as TwinDocument;
+      const { twin, changed, refreshed } = applyReadings(current, writes[index].readings, fallback, this.graceSeconds);
+      if (changed.length === 0) return settle(index, { found: true, changed, refreshed, requests: 0 });
+      pending.push({ index, changed, refreshed });
+      replaces.push({
+        operationType: 'Replace',
+        id: current.id,
+        partitionKey: current.deviceId,
+        ifMatch: current._etag,
+        resourceBody: twin as unknown as JSONObject,
+      });
+    });
+    if (replaces.length === 0) return 1;
+    const replaced = await this.container.items.bulk(replaces);
+    replaced.forEach((outcome, k) => {
+      const { index, changed, refreshed } = pending[k];
+      if (outcome.statusCode < 300) settle(index, { found: true, changed, refreshed, requests: 0 });
+    });
+    return 2;
   }
 
   /**

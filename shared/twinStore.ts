@@ -20,6 +20,19 @@ export interface ApplyReadingsResult {
   requests: number;
 }
 
+/** Readings of one device, for `applyReadingsMany`. */
+export interface DeviceReadings {
+  deviceId: string;
+  readings: readonly Reading[];
+}
+
+export interface ApplyManyResult {
+  /** One result per input entry, in input order (their `requests` count only requests made for that device alone). */
+  results: ApplyReadingsResult[];
+  /** Cosmos requests the whole call made (a bulk request counts once, however many devices it carried). */
+  requests: number;
+}
+
 export interface TwinPage {
   twins: TwinDocument[];
   /** Opaque; pass back to get the next page. Absent on the last page. */
@@ -58,6 +71,15 @@ export interface TwinStore {
     readings: readonly Reading[],
     fallback: (name: string) => ObservationAttributes,
   ): Promise<ApplyReadingsResult>;
+  /**
+   * `applyReadings` for many devices at once, with the same rules per device, in as few requests as the store
+   * allows (Cosmos: one bulk read and one bulk conditional replace per 100 devices; a device whose twin changed in
+   * between goes the `applyReadings` way). Entries must name distinct devices.
+   */
+  applyReadingsMany(
+    writes: readonly DeviceReadings[],
+    fallback: (name: string) => ObservationAttributes,
+  ): Promise<ApplyManyResult>;
   /** One page of twins matching the query, ordered by deviceId. */
   query(query: TwinQuery, pageSize: number, continuation?: string): Promise<TwinPage>;
   /** One page of twins whose `nextStaleAt` is at or before `now`. */

@@ -1,0 +1,727 @@
+/**
+ * One CoAP endpoint on one UDP socket: the message layer (RFC 7252 §4) and the client side of Observe (RFC 7641).
+ *
+ * Why not the `coap` package's Server and Agent: this connector needs, per device, (1) requests that leave from the
+ * socket the device registered to, (2) NSTART = 1 with a queue per peer, (3) RFC 7641 ordering per observation,
+ * (4) a few hundred bytes of state per observation (the package's observe streams are Node streams, and its
+ * server caches every response for EXCHANGE_LIFETIME), and (5) strict parsing of hostile datagrams. The package's
+ * Server and Agent share no socket cleanly (each ignores the other's half), so both halves live here, on one socket.
+ *
+ * Contracts:
+ * - Incoming Confirmable requests are deduplicated by (peer, message ID) for EXCHANGE_LIFETIME (bounded memory):
+ *   a duplicate gets the same response again, or nothing while the first copy is still being handled.
+ * - Incoming Confirmable responses and notifications are acknowledged, duplicates included; duplicates and
+ *   out-of-order notifications are not delivered twice; one for a token nobody waits for is rejected with RST.
+ * - Outgoing requests are Confirmable, retransmitted per §4.2, at most NSTART outstanding per peer, the rest queued
+ *   in order; each fails with `CoapTimeoutError` at its deadline (queueing included) or after the last
+ *   retransmission, `CoapResetError` on RST, `CoapCancelledError` when the peer is forgotten or the endpoint closes.
+ */
+import { randomInt } from 'node:crypto';
+import dgram, { RemoteInfo, Socket } from 'node:dgram';
+import { AddressInfo } from 'node:net';
+import { Logger, ThrottledWarnings } from '../logger';
+import {
+  CoapFormatError,
+  CoapMessage,
+  CoapOption,
+  Code,
+  MessageType,
+  OptionNumber,
+  decodeMessage,
+  encodeEmpty,
+  encodeMessage,
+  formatCode,
+  isRequestCode,
+  isResponseCode,
+  isSuccessCode,
+  readUintOption,
+  uintOption,
+  unknownCriticalOptions,
+} from './coapMessage';
+import {
+  ACK_RANDOM_FACTOR,
+  ACK_TIMEOUT_MS,
+  EXCHANGE_LIFETIME_MS,
+  MAX_MESSAGE_SIZE,
+  MAX_RETRANSMIT,
+  MESSAGE_ID_MODULUS,
+  NON_LIFETIME_MS,
+  NSTART,
+} from './coapParameters';
+import { LastNotification, isNewerNotification } from './observeOrder';
+
+export interface Peer {
+  readonly address: string;
+  readonly port: number;
+}
+
+export function peerKey(peer: Peer): string {
+  return `${peer.address}#${peer.port}`;
+}
+
+/**
+ * An observation's handle, for `cancelObservation`: the token as a number (the endpoint's tokens are 4 bytes), which
+ * costs less memory than the token's Buffer (a view that would keep its whole datagram alive).
+ */
+export type ObservationHandle = number;
+
+/** The handle of the observation a response established (from its token). */
+export function observationHandle(response: CoapMessage): ObservationHandle {
+  return response.token.length === TOKEN_LENGTH ? response.token.readUInt32BE(0) : -1;
+}
+
+export interface OutgoingRequest {
+  code: number;
+  options: CoapOption[];
+  payload?: Buffer;
+}
+
+export interface ResponseSpec {
+  code: number;
+  options?: CoapOption[];
+  payload?: Buffer;
+}
+
+/** Handles a request from a peer arriving on `endpoint`; the endpoint sends the result as the (piggybacked) response. */
+export type RequestHandler = (request: CoapMessage, peer: Peer, endpoint: CoapEndpoint) => Promise<ResponseSpec>;
+
+/**
+ * Receives the notifications of an established observation; `final` when one ends the observation (no Observe, or
+ * an error code). An object rather than a closure: one per observation, so it is kept small.
+ */
+export interface NotificationListener {
+  onNotification(notification: CoapMessage, final: boolean): void;
+}
+
+export interface RequestOptions {
+  /** Bound on the whole exchange, queueing and retransmissions included, ms. */
+  timeoutMs: number;
+  /** Makes the request an observation: after a 2.xx response carrying Observe, later notifications come here. */
+  onNotification?: NotificationListener;
+}
+
+export class CoapTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapTimeoutError';
+  }
+}
+
+export class CoapResetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapResetError';
+  }
+}
+
+export class CoapCancelledError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapCancelledError';
+  }
+}
+
+export interface EndpointStats {
+  datagramsIn: number;
+  malformed: number;
+  requestsIn: number;
+  duplicateRequests: number;
+  responsesIn: number;
+  duplicateResponses: number;
+  notifications: number;
+  staleNotifications: number;
+  requestsOut: number;
+  retransmissions: number;
+  timeouts: number;
+  resetsSent: number;
+}
+
+export interface EndpointDependencies {
+  log: Logger;
+  now: () => number;
+  onRequest: RequestHandler;
+}
+
+/** Requests remembered for deduplication at most; the oldest are forgotten first beyond this. */
+const MAX_REMEMBERED_REQUESTS = 20_000;
+/** Message IDs of responses remembered per peer to spot retransmitted notifications (ids are sequential per peer). */
+const RECENT_IDS_PER_PEER = 32;
+/**
+ * Tokens are 4 bytes: a counter from a random start, unique among the live exchanges and observations of this
+ * endpoint, below 2^30 so that V8 keeps the numbers unboxed (memory per observation).
+ */
+const TOKEN_LENGTH = 4;
+const TOKEN_MODULUS = 2 ** 30;
+/** Options a request to this endpoint may carry; any other critical option gets 4.02 Bad Option (§5.4.1). */
+const UNDERSTOOD_REQUEST_OPTIONS: ReadonlySet<number> = new Set([
+  OptionNumber.URI_HOST,
+  OptionNumber.URI_PORT,
+  OptionNumber.URI_PATH,
+  OptionNumber.URI_QUERY,
+  OptionNumber.ACCEPT,
+  OptionNumber.IF_MATCH,
+  OptionNumber.IF_NONE_MATCH,
+]);
+
+interface PeerState {
+  key: string;
+  peer: Peer;
+  /** Waiting for an NSTART slot, in order. */
+  queue: Exchange[];
+  /** Exchanges holding an NSTART slot (sent, neither acknowledged nor answered). */
+  outstanding: number;
+  /** Sent Confirmable requests waiting for their ACK, by message ID. */
+  unacked: Map<number, Exchange>;
+  nextMessageId: number;
+  recentIds: Int32Array;
+  recentIndex: number;
+  /** Tokens of this peer's exchanges and observations, to forget them with the peer (a small array: ~20 each). */
+  tokens: number[];
+  /** Set once the peer is forgotten: nothing more is sent to it. */
+  forgotten: boolean;
+}
+
+interface Exchange {
+  kind: 'exchange';
+  state: PeerState;
+  request: OutgoingRequest;
+  token: number;
+  messageId: number;
+  datagram?: Buffer;
+  retransmissions: number;
+  retransmitTimer?: NodeJS.Timeout;
+  deadlineTimer: NodeJS.Timeout;
+  holdsSlot: boolean;
+  settled: boolean;
+  onNotification?: NotificationListener;
+  resolve: (message: CoapMessage) => void;
+  reject: (error: Error) => void;
+}
+
+interface Observation extends LastNotification {
+  kind: 'observation';
+  state: PeerState;
+  token: number;
+  listener: NotificationListener;
+}
+
+interface RememberedRequest {
+  expiresAt: number;
+  /** The encoded response, once the handler answered; resent for duplicates. */
+  response?: Buffer;
+}
+
+export class CoapEndpoint {
+  readonly stats: EndpointStats = {
+    datagramsIn: 0,
+    malformed: 0,
+    requestsIn: 0,
+    duplicateRequests: 0,
+    responsesIn: 0,
+    duplicateResponses: 0,
+    notifications: 0,
+    staleNotifications: 0,
+    requestsOut: 0,
+    retransmissions: 0,
+    timeouts: 0,
+    resetsSent: 0,
+  };
+
+  private readonly peers = new Map<string, PeerState>();
+  private readonly byToken = new Map<number, Exchange | Observation>();
+  private readonly rememberedRequests = new Map<string, RememberedRequest>();
+  private readonly dropped: ThrottledWarnings;
+  private nextToken = randomInt(TOKEN_MODULUS);
+  private readonly startedAt: number;
+  private nextResponseMessageId = randomInt(MESSAGE_ID_MODULUS);
+  private closed = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly deps: EndpointDependencies,
+  ) {
+    this.dropped = new ThrottledWarnings(deps.log, deps.now);
+    this.startedAt = deps.now();
+    socket.on('message', (datagram, remote) => this.receive(datagram, remote));
+    socket.on('error', (error) => deps.log.error('CoAP socket error', { error: error.message }));
+  }
+
+  /** Binds a UDP socket (IPv6 for an IPv6 address, dual-stack for `::`) and serves it. */
+  static async bind(address: string, port: number, deps: EndpointDependencies): Promise<CoapEndpoint> {
+    const socket = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    try {
+      // Bursts of notifications from many devices at once; the kernel caps this at net.core.rmem_max.
+      socket.setRecvBufferSize(4 * 1024 * 1024);
+    } catch {
+      // Keep the system default.
+    }
+    return new CoapEndpoint(socket, deps);
+  }
+
+  get port(): number {
+    return (this.socket.address() as AddressInfo).port;
+  }
+
+  get observationCount(): number {
+    let count = 0;
+    for (const entry of this.byToken.values()) if (entry.kind === 'observation') count++;
+    return count;
+  }
+
+  /**
+   * Sends a Confirmable request to `peer` (queued behind the peer's outstanding one, NSTART = 1) and resolves with
+   * its response, whatever the response code. See the class comment for the errors.
+   */
+  request(peer: Peer, request: OutgoingRequest, options: RequestOptions): Promise<CoapMessage> {
+    if (this.closed) return Promise.reject(new CoapCancelledError('the CoAP endpoint is closed'));
+    const state = this.peerState(peer, true) as PeerState;
+    return new Promise<CoapMessage>((resolve, reject) => {
+      const token = this.allocateToken();
+      const exchange: Exchange = {
+        kind: 'exchange',
+        state,
+        request,
+        token,
+        messageId: -1,
+        retransmissions: 0,
+        deadlineTimer: setTimeout(
+          () => this.fail(exchange, new CoapTimeoutError(`no response within ${options.timeoutMs} ms`)),
+          options.timeoutMs,
+        ),
+        holdsSlot: false,
+        settled: false,
+        onNotification: options.onNotification,
+        resolve,
+        reject,
+      };
+      this.byToken.set(token, exchange);
+      state.tokens.push(token);
+      state.queue.push(exchange);
+      this.pump(state);
+    });
+  }
+
+  /** Stops delivering an observation's notifications; the device's next one is answered with RST (§3.6). */
+  cancelObservation(handle: ObservationHandle): void {
+    const entry = this.byToken.get(handle);
+    if (entry?.kind !== 'observation') return;
+    this.byToken.delete(handle);
+    removeToken(entry.state, handle);
+    this.dropIfIdle(entry.state);
+  }
+
+  /** The peer moved (NAT rebinding, reboot): its queue, exchanges and observations follow it to the new address. */
+  movePeer(from: Peer, to: Peer): void {
+    const state = this.peers.get(peerKey(from));
+    if (!state || peerKey(from) === peerKey(to)) return;
+    this.forgetPeer(to, 'another device took over this address');
+    this.peers.delete(state.key);
+    state.key = peerKey(to);
+    state.peer = to;
+    this.peers.set(state.key, state);
+  }
+
+  /** Fails the peer's queued and outstanding requests and ends its observations (deregistration, expiry). */
+  forgetPeer(peer: Peer, reason: string): void {
+    const state = this.peers.get(peerKey(peer));
+    if (!state) return;
+    this.peers.delete(state.key);
+    state.forgotten = true;
+    for (const token of [...state.tokens]) {
+      const entry = this.byToken.get(token);
+      if (entry?.kind === 'exchange') this.fail(entry, new CoapCancelledError(reason));
+      else this.byToken.delete(token);
+    }
+    state.tokens.length = 0;
+  }
+
+  /** Fails everything pending and closes the socket. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const state of [...this.peers.values()]) this.forgetPeer(state.peer, 'the CoAP endpoint is closing');
+    this.rememberedRequests.clear();
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+
+  // ---- receiving ----
+
+  private receive(datagram: Buffer, remote: RemoteInfo): void {
+    this.stats.datagramsIn++;
+    const peer: Peer = { address: remote.address, port: remote.port };
+    let message: CoapMessage;
+    try {
+      message = decodeMessage(datagram);
+    } catch (error) {
+      this.stats.malformed++;
+      const reason = error instanceof Error ? error.message : String(error);
+      this.dropped.warn('dropped malformed CoAP datagram', { peer: peerKey(peer), bytes: datagram.length, reason });
+      // §4.2: a Confirmable message with a format error is rejected with RST (when its header is readable).
+      if (error instanceof CoapFormatError && error.header?.type === MessageType.CON) {
+        this.sendReset(peer, error.header.messageId);
+      }
+      return;
+    }
+    try {
+      this.dispatch(message, peer);
+    } catch (error) {
+      this.deps.log.error('error handling a CoAP message', { peer: peerKey(peer), error: describe(error) });
+    }
+  }
+
+  private dispatch(message: CoapMessage, peer: Peer): void {
+    if (message.code === Code.EMPTY) return this.receiveEmpty(message, peer);
+    if (message.type === MessageType.RST) return this.drop(peer, 'RST carrying a code');
+    if (isRequestCode(message.code)) {
+      if (message.type === MessageType.ACK) return this.drop(peer, 'ACK carrying a request code');
+      return this.receiveRequest(message, peer);
+    }
+    if (isResponseCode(message.code)) return this.receiveResponse(message, peer);
+    // Reserved classes 1, 6, 7 (§4.2): reject a Confirmable one, ignore the rest.
+    if (message.type === MessageType.CON) this.sendReset(peer, message.messageId);
+    this.drop(peer, `reserved code ${formatCode(message.code)}`);
+  }
+
+  private receiveEmpty(message: CoapMessage, peer: Peer): void {
+    if (message.type === MessageType.CON) {
+      // A CoAP ping (§4.3): answered with RST.
+      this.sendReset(peer, message.messageId);
+      return;
+    }
+    if (message.type === MessageType.NON) return this.drop(peer, 'Empty NON message');
+    const state = this.peers.get(peerKey(peer));
+    const exchange = state?.unacked.get(message.messageId);
+    if (!state || !exchange) return; // A late or duplicate ACK/RST: nothing waits for it.
+    state.unacked.delete(message.messageId);
+    this.stopRetransmitting(exchange);
+    if (message.type === MessageType.RST) {
+      this.fail(exchange, new CoapResetError('the device answered the request with RST'));
+      return;
+    }
+    // Empty ACK: the response comes separately (§5.2.2); the interaction is no longer outstanding (§4.7).
+    this.releaseSlot(exchange);
+  }
+
+  private receiveRequest(message: CoapMessage, peer: Peer): void {
+    this.stats.requestsIn++;
+    const key = `${peerKey(peer)}/${message.messageId}`;
+    const now = this.deps.now();
+    const remembered = this.rememberedRequests.get(key);
+    if (remembered && remembered.expiresAt > now) {
+      this.stats.duplicateRequests++;
+      if (remembered.response) this.send(peer, remembered.response);
+      return;
+    }
+    const lifetime = message.type === MessageType.CON ? EXCHANGE_LIFETIME_MS : NON_LIFETIME_MS;
+    const entry: RememberedRequest = { expiresAt: now + lifetime };
+    this.remember(key, entry, now);
+    const unknown = unknownCriticalOptions(message, UNDERSTOOD_REQUEST_OPTIONS);
+    const answer =
+      unknown.length > 0
+        ? Promise.resolve<ResponseSpec>({
+            code: Code.BAD_OPTION,
+            payload: Buffer.from(`unsupported critical option ${unknown.join(', ')}`),
+          })
+        : this.deps.onRequest(message, peer, this).catch((error: unknown): ResponseSpec => {
+            this.deps.log.error('request handler failed', { peer: peerKey(peer), error: describe(error) });
+            return { code: Code.INTERNAL_SERVER_ERROR };
+          });
+    void answer.then((spec) => {
+      if (this.closed) return;
+      const response = this.encodeResponse(message, spec);
+      // Kept for EXCHANGE_LIFETIME: a copy of its own, so it does not pin an 8 KB slab of Node's Buffer pool.
+      entry.response = Buffer.allocUnsafeSlow(response.length);
+      response.copy(entry.response);
+      this.send(peer, response);
+    });
+  }
+
+  private encodeResponse(request: CoapMessage, spec: ResponseSpec): Buffer {
+    const piggybacked = request.type === MessageType.CON;
+    const message: CoapMessage = {
+      type: piggybacked ? MessageType.ACK : MessageType.NON,
+      code: spec.code,
+      messageId: piggybacked ? request.messageId : this.allocateResponseMessageId(),
+      token: request.token,
+      options: spec.options ?? [],
+      payload: spec.payload ?? Buffer.alloc(0),
+    };
+    const encoded = encodeMessage(message);
+    if (encoded.length <= MAX_MESSAGE_SIZE) return encoded;
+    return encodeMessage({ ...message, code: Code.INTERNAL_SERVER_ERROR, options: [], payload: Buffer.alloc(0) });
+  }
+
+  private receiveResponse(message: CoapMessage, peer: Peer): void {
+    this.stats.responsesIn++;
+    const state = this.peers.get(peerKey(peer));
+    if (message.type === MessageType.ACK) {
+      const exchange = state?.unacked.get(message.messageId);
+      if (!state || !exchange) return; // Late or duplicate piggybacked response.
+      if (!this.tokenMatches(message.token, exchange.token)) {
+        return this.drop(peer, 'piggybacked response with a token that does not match its request');
+      }
+      state.unacked.delete(message.messageId);
+      return this.complete(exchange, message);
+    }
+    // A separate response or a notification (CON or NON).
+    const entry = message.token.length === TOKEN_LENGTH ? this.byToken.get(message.token.readUInt32BE(0)) : undefined;
+    if (!state || !entry || entry.state !== state) {
+      // Nobody waits for it (for example a cancelled observation): reject it (RFC 7641 §3.6).
+      this.sendReset(peer, message.messageId);
+      return;
+    }
+    if (message.type === MessageType.CON) this.send(peer, encodeEmpty(MessageType.ACK, message.messageId));
+    if (this.seenRecently(state, message.messageId)) {
+      this.stats.duplicateResponses++;
+      return;
+    }
+    if (entry.kind === 'exchange') {
+      if (entry.messageId >= 0) state.unacked.delete(entry.messageId);
+      return this.complete(entry, message);
+    }
+    this.deliver(entry, message);
+  }
+
+  private deliver(observation: Observation, message: CoapMessage): void {
+    const sequence = readUintOption(message, OptionNumber.OBSERVE);
+    const final = !isSuccessCode(message.code) || sequence === undefined || Number.isNaN(sequence);
+    if (final) {
+      this.byToken.delete(observation.token);
+      removeToken(observation.state, observation.token);
+      this.dropIfIdle(observation.state);
+    } else {
+      const now = this.elapsedSeconds();
+      if (!isNewerNotification(observation, sequence, now)) {
+        this.stats.staleNotifications++;
+        return;
+      }
+      observation.sequence = sequence | 0;
+      observation.arrivedAt = now;
+    }
+    this.stats.notifications++;
+    observation.listener.onNotification(message, final);
+  }
+
+  /** Whether this message ID came from the peer recently (a retransmission); records it if not. */
+  private seenRecently(state: PeerState, messageId: number): boolean {
+    if (state.recentIds.includes(messageId)) return true;
+    state.recentIds[state.recentIndex] = messageId;
+    state.recentIndex = (state.recentIndex + 1) % RECENT_IDS_PER_PEER;
+    return false;
+  }
+
+  // ---- sending ----
+
+  private pump(state: PeerState): void {
+    if (state.forgotten) return;
+    while (state.outstanding < NSTART && state.queue.length > 0) {
+      const exchange = state.queue.shift() as Exchange;
+      this.start(exchange);
+    }
+    this.dropIfIdle(state);
+  }
+
+  private start(exchange: Exchange): void {
+    const { state, request } = exchange;
+    exchange.messageId = state.nextMessageId;
+    state.nextMessageId = (state.nextMessageId + 1) % MESSAGE_ID_MODULUS;
+    const token = Buffer.allocUnsafe(TOKEN_LENGTH);
+    token.writeUInt32BE(exchange.token, 0);
+    try {
+      exchange.datagram = encodeMessage({
+        type: MessageType.CON,
+        code: request.code,
+        messageId: exchange.messageId,
+        token,
+        options: request.options,
+        payload: request.payload ?? Buffer.alloc(0),
+      });
+    } catch (error) {
+      this.fail(exchange, error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    exchange.holdsSlot = true;
+    state.outstanding++;
+    state.unacked.set(exchange.messageId, exchange);
+    this.stats.requestsOut++;
+    this.send(state.peer, exchange.datagram);
+    this.scheduleRetransmission(exchange, ACK_TIMEOUT_MS * (1 + Math.random() * (ACK_RANDOM_FACTOR - 1)));
+  }
+
+  /** §4.2: retransmit after `timeoutMs`, doubling each time, MAX_RETRANSMIT times; then give up. */
+  private scheduleRetransmission(exchange: Exchange, timeoutMs: number): void {
+    exchange.retransmitTimer = setTimeout(() => {
+      if (exchange.settled) return;
+      if (exchange.retransmissions >= MAX_RETRANSMIT) {
+        this.fail(
+          exchange,
+          new CoapTimeoutError(`no acknowledgement after ${MAX_RETRANSMIT} retransmissions (MAX_TRANSMIT_WAIT)`),
+        );
+        return;
+      }
+      exchange.retransmissions++;
+      this.stats.retransmissions++;
+      this.send(exchange.state.peer, exchange.datagram as Buffer);
+      this.scheduleRetransmission(exchange, timeoutMs * 2);
+    }, timeoutMs);
+  }
+
+  private stopRetransmitting(exchange: Exchange): void {
+    if (exchange.retransmitTimer) clearTimeout(exchange.retransmitTimer);
+    exchange.retransmitTimer = undefined;
+  }
+
+  private complete(exchange: Exchange, response: CoapMessage): void {
+    if (exchange.settled) return;
+    exchange.settled = true;
+    this.stopRetransmitting(exchange);
+    clearTimeout(exchange.deadlineTimer);
+    const { state } = exchange;
+    const observe = readUintOption(response, OptionNumber.OBSERVE);
+    if (exchange.onNotification && isSuccessCode(response.code) && observe !== undefined && !Number.isNaN(observe)) {
+      const observation: Observation = {
+        kind: 'observation',
+        state,
+        token: exchange.token,
+        sequence: observe | 0,
+        arrivedAt: this.elapsedSeconds(),
+        listener: exchange.onNotification,
+      };
+      this.byToken.set(exchange.token, observation);
+    } else {
+      this.byToken.delete(exchange.token);
+      removeToken(state, exchange.token);
+    }
+    this.releaseSlot(exchange);
+    exchange.resolve(response);
+  }
+
+  private fail(exchange: Exchange, error: Error): void {
+    if (exchange.settled) return;
+    exchange.settled = true;
+    if (error instanceof CoapTimeoutError) this.stats.timeouts++;
+    this.stopRetransmitting(exchange);
+    clearTimeout(exchange.deadlineTimer);
+    const { state } = exchange;
+    const queued = state.queue.indexOf(exchange);
+    if (queued >= 0) state.queue.splice(queued, 1);
+    if (exchange.messageId >= 0) state.unacked.delete(exchange.messageId);
+    this.byToken.delete(exchange.token);
+    removeToken(state, exchange.token);
+    this.releaseSlot(exchange);
+    exchange.reject(error);
+  }
+
+  private releaseSlot(exchange: Exchange): void {
+    if (!exchange.holdsSlot) {
+      this.dropIfIdle(exchange.state);
+      return;
+    }
+    exchange.holdsSlot = false;
+    exchange.state.outstanding--;
+    this.pump(exchange.state);
+  }
+
+  private send(peer: Peer, datagram: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.socket.send(datagram, peer.port, peer.address, (error) => {
+        if (error) this.dropped.warn('CoAP send failed', { peer: peerKey(peer), error: error.message });
+      });
+    } catch (error) {
+      this.dropped.warn('CoAP send failed', { peer: peerKey(peer), error: describe(error) });
+    }
+  }
+
+  private sendReset(peer: Peer, messageId: number): void {
+    this.stats.resetsSent++;
+    this.send(peer, encodeEmpty(MessageType.RST, messageId));
+  }
+
+  // ---- state ----
+
+  private peerState(peer: Peer, create: boolean): PeerState | undefined {
+    const key = peerKey(peer);
+    let state = this.peers.get(key);
+    if (!state && create) {
+      state = {
+        key,
+        peer,
+        queue: [],
+        outstanding: 0,
+        unacked: new Map(),
+        nextMessageId: randomInt(MESSAGE_ID_MODULUS),
+        recentIds: new Int32Array(RECENT_IDS_PER_PEER).fill(-1),
+        recentIndex: 0,
+        tokens: [],
+        forgotten: false,
+      };
+      this.peers.set(key, state);
+    }
+    return state;
+  }
+
+  /** A peer with nothing pending and nothing observed needs no state (keeps memory bounded for stray peers). */
+  private dropIfIdle(state: PeerState): void {
+    if (state.queue.length === 0 && state.outstanding === 0 && state.tokens.length === 0) {
+      if (this.peers.get(state.key) === state) this.peers.delete(state.key);
+    }
+  }
+
+  /** Whole seconds since this endpoint started: a small integer (V8 stores it unboxed in each observation). */
+  private elapsedSeconds(): number {
+    return ((this.deps.now() - this.startedAt) / 1000) | 0;
+  }
+
+  private allocateToken(): number {
+    do {
+      this.nextToken = (this.nextToken + 1) % TOKEN_MODULUS;
+    } while (this.byToken.has(this.nextToken));
+    return this.nextToken;
+  }
+
+  private allocateResponseMessageId(): number {
+    this.nextResponseMessageId = (this.nextResponseMessageId + 1) % MESSAGE_ID_MODULUS;
+    return this.nextResponseMessageId;
+  }
+
+  private tokenMatches(token: Buffer, expected: number): boolean {
+    return token.length === TOKEN_LENGTH && token.readUInt32BE(0) === expected;
+  }
+
+  /** Remembers a request for deduplication; forgets expired ones and, beyond the bound, the oldest. */
+  private remember(key: string, entry: RememberedRequest, now: number): void {
+    this.rememberedRequests.delete(key);
+    this.rememberedRequests.set(key, entry);
+    for (const [oldKey, old] of this.rememberedRequests) {
+      if (old.expiresAt > now && this.rememberedRequests.size <= MAX_REMEMBERED_REQUESTS) break;
+      this.rememberedRequests.delete(oldKey);
+    }
+  }
+
+  private drop(peer: Peer, reason: string): void {
+    this.stats.malformed++;
+    this.dropped.warn('dropped CoAP message', { peer: peerKey(peer), reason });
+  }
+}
+
+function removeToken(state: PeerState, token: number): void {
+  const at = state.tokens.indexOf(token);
+  if (at >= 0) state.tokens.splice(at, 1);
+}
+
+/** The Observe option of an observe registration (value 0) or cancellation (value 1), RFC 7641 §2. */
+export function observeOption(register: boolean): CoapOption {
+  return uintOption(OptionNumber.OBSERVE, register ? 0 : 1);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

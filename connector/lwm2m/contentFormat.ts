@@ -1,0 +1,112 @@
+/**
+ * LwM2M content formats: which the connector reads, and how a payload becomes typed property values.
+ */
+import { CatalogEntry, PropertyValue } from '../../shared/catalog';
+import { decodeLwm2mJson } from './lwm2mJson';
+import { Lwm2mPayloadError } from './lwm2mPayloadError';
+import { Lwm2mValue, ResourceValue } from './resourceValue';
+import { decodeSenmlJson } from './senmlJson';
+import { decodeTlv, flattenTlv, tlvInteger } from './tlv';
+
+/** CoAP Content-Format numbers (IANA registry) LwM2M uses. */
+export const ContentFormat = {
+  /** text/plain;charset=utf-8: one resource value as text. */
+  TEXT: 0,
+  /** application/link-format (RFC 6690): registration payloads. */
+  LINK_FORMAT: 40,
+  /** application/octet-stream: one opaque resource value. */
+  OPAQUE: 42,
+  /** application/senml+json (RFC 8428): LwM2M 1.1+. */
+  SENML_JSON: 110,
+  /** application/vnd.oma.lwm2m+tlv: LwM2M TLV. */
+  TLV: 11542,
+  /** application/vnd.oma.lwm2m+json: the LwM2M 1.0 JSON format. */
+  LWM2M_JSON: 11543,
+} as const;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function strictUtf8(bytes: Buffer, what: string): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new Lwm2mPayloadError(`${what} is not valid UTF-8`);
+  }
+}
+
+/**
+ * The resource values in a payload answering a request on `requestPath` (`/o/i/r`, relative to the client's root
+ * path). `format` is the Content-Format option (absent: text/plain, the only format a single value can be sent in
+ * without one). Throws `Lwm2mPayloadError` for an unknown format or a malformed payload.
+ */
+export function decodePayload(format: number | undefined, payload: Buffer, requestPath: string): ResourceValue[] {
+  switch (format ?? ContentFormat.TEXT) {
+    case ContentFormat.TEXT:
+      return [{ path: requestPath, value: { type: 'text', text: strictUtf8(payload, 'text/plain payload') } }];
+    case ContentFormat.OPAQUE:
+      return [{ path: requestPath, value: { type: 'bytes', bytes: payload } }];
+    case ContentFormat.TLV: {
+      const ids = requestPath.split('/').slice(1).map(Number);
+      return flattenTlv(decodeTlv(payload), ids).map(({ path, bytes }) => ({ path, value: { type: 'bytes', bytes } }));
+    }
+    case ContentFormat.SENML_JSON:
+      return decodeSenmlJson(payload);
+    case ContentFormat.LWM2M_JSON:
+      return decodeLwm2mJson(payload, requestPath);
+    default:
+      throw new Lwm2mPayloadError(`unsupported content format ${format}`);
+  }
+}
+
+/** The value of `entry` in a payload, typed by the catalog; throws when absent or of the wrong type. */
+export function decodePropertyValue(
+  entry: CatalogEntry,
+  format: number | undefined,
+  payload: Buffer,
+  requestPath: string = entry.path,
+): PropertyValue {
+  const found = decodePayload(format, payload, requestPath).find((v) => v.path === requestPath);
+  if (!found) throw new Lwm2mPayloadError(`payload has no value for ${requestPath}`);
+  return toPropertyValue(entry, found.value);
+}
+
+/** Types a raw value by the catalog entry: integers and times as safe integers, strings as text. */
+export function toPropertyValue(entry: CatalogEntry, value: Lwm2mValue): PropertyValue {
+  const expected = entry.type === 'string' ? 'a string' : 'an integer';
+  const wrong = (got: string) => new Lwm2mPayloadError(`${entry.name} (${entry.path}) must be ${expected}; got ${got}`);
+  if (entry.type === 'string') {
+    switch (value.type) {
+      case 'string':
+        return value.string;
+      case 'text':
+        return value.text;
+      case 'bytes':
+        return strictUtf8(value.bytes, `${entry.name} (${entry.path})`);
+      default:
+        throw wrong(value.type);
+    }
+  }
+  if (entry.type === 'none') throw wrong('a value for an operation');
+  let number: number;
+  switch (value.type) {
+    case 'number':
+      number = value.number;
+      break;
+    case 'text':
+      if (!/^[+-]?\d{1,16}$/.test(value.text.trim())) throw wrong(`"${value.text.slice(0, 40)}"`);
+      number = Number(value.text.trim());
+      break;
+    case 'bytes':
+      number = tlvInteger(value.bytes);
+      break;
+    default:
+      throw wrong(value.type);
+  }
+  if (!Number.isSafeInteger(number)) throw wrong(String(number));
+  return number;
+}
+
+/** A property value as a text/plain payload (LwM2M writes of one resource). */
+export function encodeTextValue(value: PropertyValue): Buffer {
+  return Buffer.from(String(value), 'utf8');
+}

@@ -1,0 +1,74 @@
+/**
+ * The connector's composition root: configuration from the environment, the Cosmos client and twin store, the
+ * connector, and signal handling (SIGTERM/SIGINT: graceful stop, then exit).
+ */
+import { ConfigError, ConnectorConfig, loadConnectorConfig } from '../shared/config';
+import { createCosmosClient } from '../shared/cosmosClient';
+import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
+import { Logger, jsonLineLogger } from './logger';
+import { startConnector } from './startConnector';
+import { ThreadedReadingsSink } from './threadedReadingsSink';
+
+/** How long a graceful stop may take before the process exits anyway (container runtimes allow ~30 s). */
+const SHUTDOWN_BUDGET_MS = 25_000;
+
+async function main(): Promise<void> {
+  const log = jsonLineLogger('connector');
+  const config = loadConfigOrExit(log);
+  const cosmos = createCosmosClient(config.cosmos);
+  const container = await openTwinsContainer(cosmos, config.cosmos.databaseName);
+  const store = new CosmosTwinStore(container, config.stalenessGraceSeconds);
+  const readingsSink = await ThreadedReadingsSink.start({
+    cosmos: config.cosmos,
+    graceSeconds: config.stalenessGraceSeconds,
+    // Without its writer the connector cannot keep twins in sync: exit, so the container is restarted.
+    onUnexpectedExit: (exitCode) => {
+      log.error('the readings thread stopped; exiting', { exitCode });
+      process.exit(1);
+    },
+  });
+  const connector = await startConnector({ store, readingsSink, config, log });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    const forced = setTimeout(() => {
+      log.error('graceful stop took too long; exiting', { budgetMs: SHUTDOWN_BUDGET_MS });
+      process.exit(1);
+    }, SHUTDOWN_BUDGET_MS);
+    forced.unref();
+    connector
+      .close()
+      .then(() => readingsSink.close())
+      .then(() => cosmos.dispose())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.error('error while stopping', { error: String(error) });
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** The configuration, or exit code 2 with a line naming the missing or bad setting. */
+function loadConfigOrExit(log: Logger): ConnectorConfig {
+  try {
+    return loadConnectorConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    log.error(error.message);
+    process.exit(2);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `connector failed to start: ${error instanceof Error ? (error.stack ?? error.message) : error}\n`,
+  );
+  process.exit(1);
+});

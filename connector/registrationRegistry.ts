@@ -1,0 +1,126 @@
+/**
+ * The registrations this connector instance holds, in memory, by registration id and by endpoint name, with their
+ * expiry times in one min-heap: finding the registrations whose lifetime ran out costs O(expired * log n), with no
+ * timer per device. An Update pushes a new heap entry; the superseded one is discarded when it surfaces.
+ */
+import { CoapEndpoint, ObservationHandle, Peer } from './coap/coapEndpoint';
+import { ObjectLink } from './lwm2m/linkFormat';
+
+export interface Registration {
+  /** The `/rd/{id}` location handed to the client. */
+  readonly id: string;
+  /** The endpoint client name (`ep`), which is the deviceId. */
+  readonly endpoint: string;
+  /** Where the client's messages come from; requests to it go there. */
+  peer: Peer;
+  /** The socket the client registered to: requests to it leave from there (NAT bindings). */
+  readonly coap: CoapEndpoint;
+  /** Seconds. */
+  lifetime: number;
+  binding: string;
+  readonly lwm2mVersion: string;
+  /** Alternate root path ('' for `/`). */
+  rootPath: string;
+  objects: ObjectLink[];
+  readonly registeredAt: number;
+  /** Last register or update, ms. */
+  updatedAt: number;
+  /** updatedAt + lifetime, ms. */
+  expiresAt: number;
+  /** Observations by property name. */
+  readonly observations: Map<string, ObservationHandle>;
+  /** Set when deregistered, expired or replaced: its pending work stops. */
+  ended: boolean;
+}
+
+interface HeapEntry {
+  at: number;
+  registration: Registration;
+}
+
+export class RegistrationRegistry {
+  private readonly byId = new Map<string, Registration>();
+  private readonly byEndpoint = new Map<string, Registration>();
+  private readonly heap: HeapEntry[] = [];
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(id: string): Registration | undefined {
+    return this.byId.get(id);
+  }
+
+  forEndpoint(endpoint: string): Registration | undefined {
+    return this.byEndpoint.get(endpoint);
+  }
+
+  all(): IterableIterator<Registration> {
+    return this.byId.values();
+  }
+
+  /** Adds a registration (the caller removed any previous one of the same endpoint). */
+  add(registration: Registration): void {
+    this.byId.set(registration.id, registration);
+    this.byEndpoint.set(registration.endpoint, registration);
+    this.push({ at: registration.expiresAt, registration });
+  }
+
+  /** Records a new expiry time after an Update. */
+  renew(registration: Registration, expiresAt: number): void {
+    registration.expiresAt = expiresAt;
+    this.push({ at: expiresAt, registration });
+  }
+
+  remove(registration: Registration): void {
+    if (this.byId.get(registration.id) === registration) this.byId.delete(registration.id);
+    if (this.byEndpoint.get(registration.endpoint) === registration) this.byEndpoint.delete(registration.endpoint);
+  }
+
+  /** Removes and returns the registrations whose expiry time is at or before `now`. */
+  takeExpired(now: number): Registration[] {
+    const expired: Registration[] = [];
+    while (this.heap.length > 0 && this.heap[0].at <= now) {
+      const { at, registration } = this.pop();
+      const current = this.byId.get(registration.id) === registration;
+      if (current && registration.expiresAt === at) {
+        this.remove(registration);
+        expired.push(registration);
+      }
+    }
+    return expired;
+  }
+
+  private push(entry: HeapEntry): void {
+    const heap = this.heap;
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent].at <= entry.at) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = entry;
+  }
+
+  private pop(): HeapEntry {
+    const heap = this.heap;
+    const top = heap[0];
+    const last = heap.pop() as HeapEntry;
+    if (heap.length > 0) {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= heap.length) break;
+        const right = left + 1;
+        const child = right < heap.length && heap[right].at < heap[left].at ? right : left;
+        if (heap[child].at >= last.at) break;
+        heap[i] = heap[child];
+        i = child;
+      }
+      heap[i] = last;
+    }
+    return top;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Interop with a CoAP peer nobody here wrote: libcoap's `coap-client` (Debian package libcoap3-bin) registers,
+ * updates and de-registers against the connector. The test fails, not skips, when coap-client is missing.
+ */
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ConnectorHarness } from './support/connectorHarness';
+
+const run = promisify(execFile);
+
+/** Debian installs the client under its TLS flavour's name; `coap-client` is the upstream name. */
+const CLIENT_NAMES = ['coap-client', 'coap-client-notls', 'coap-client-openssl', 'coap-client-gnutls'];
+
+function findCoapClient(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    for (const name of CLIENT_NAMES) {
+      const candidate = path.join(dir, name);
+      try {
+        accessSync(candidate, constants.X_OK);
+        return candidate;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return undefined;
+}
+
+describe('interop with libcoap coap-client', () => {
+  const harness = new ConnectorHarness();
+  const coapClient = findCoapClient();
+
+  beforeAll(() => harness.start({ deviceTimeoutSeconds: 1 }, 'interop-test'));
+  afterAll(() => harness.close());
+
+  /** Runs coap-client; resolves with its output (-v 6 prints the response PDU with its code). */
+  const coap = async (args: string[]) => {
+    if (!coapClient) {
+      throw new Error(
+        `libcoap's coap-client was not found on PATH (tried ${CLIENT_NAMES.join(', ')}). ` +
+          'Install it: apt-get update && apt-get install -y libcoap3-bin',
+      );
+    }
+    const { stdout, stderr } = await run(coapClient, ['-v', '6', '-B', '5', ...args], { timeout: 15_000 });
+    return `${stdout}\n${stderr}`;
+  };
+  const uri = (suffix: string) => `coap://127.0.0.1:${harness.connector.coapPort}${suffix}`;
+
+  it('registers, updates and de-registers, and is refused when not provisioned', async () => {
+    await harness.provision('libcoap-1');
+    const registered = await coap([
+      '-m',
+      'post',
+      '-t',
+      '40',
+      '-e',
+      '</1/0>,</3/0>',
+      uri('/rd?ep=libcoap-1&lt=60&lwm2m=1.1&b=U'),
+    ]);
+    expect(registered).toMatch(/t:ACK c:2\.01/);
+    const connected = await harness.waitForTwin('libcoap-1', (t) => t.connection.state === 'connected');
+    expect(connected.connection).toMatchObject({ lifetime: 60, lwm2mVersion: '1.1', binding: 'U' });
+    expect(registered).toContain(`Location-Path:rd, Location-Path:${connected.connection.registrationId}`);
+    const location = `/rd/${connected.connection.registrationId}`;
+
+    expect(await coap(['-m', 'post', uri(`${location}?lt=90&b=UQ`)])).toMatch(/t:ACK c:2\.04/);
+    await harness.waitForTwin('libcoap-1', (t) => t.connection.lifetime === 90 && t.connection.binding === 'UQ');
+
+    expect(await coap(['-m', 'delete', uri(location)])).toMatch(/t:ACK c:2\.02/);
+    await harness.waitForTwin('libcoap-1', (t) => t.connection.state === 'disconnected');
+    expect(await coap(['-m', 'post', uri(`${location}?lt=90`)])).toMatch(/t:ACK c:4\.04/);
+
+    expect(await coap(['-m', 'post', '-t', '40', '-e', '</3/0>', uri('/rd?ep=libcoap-stranger&lt=60')])).toMatch(
+      /t:ACK c:4\.03/,
+    );
+    expect(harness.logged('warn', /not provisioned/).some((l) => l.fields?.endpoint === 'libcoap-stranger')).toBe(true);
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * Starts a connector in-process on free ports against an in-process local Cosmos server, with a capturing logger
+ * and a clock the test can move. Twins are "provisioned" with newTwin + store.create.
+ */
+import { CosmosTwinStore, openTwinsContainer } from '../../../shared/cosmosTwinStore';
+import { TwinDocument, newTwin } from '../../../shared/twin';
+import { LogFields, Logger } from '../../../connector/logger';
+import { ConnectorSettings, RunningConnector, startConnector } from '../../../connector/startConnector';
+import { TestCosmos, startTestCosmos } from '../../support/localCosmos';
+
+export interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  fields?: LogFields;
+}
+
+export const TEST_API_KEY = 'test-connector-key';
+
+export function testSettings(overrides: Partial<ConnectorSettings> = {}): ConnectorSettings {
+  return {
+    instanceId: 'connector-test',
+    coapPort: 0,
+    coapAddress: '127.0.0.1',
+    apiPort: 0,
+    apiAddress: '127.0.0.1',
+    apiUrl: 'http://connector-test.invalid:8080',
+    apiKey: TEST_API_KEY,
+    deviceTimeoutSeconds: 3,
+    observation: {
+      device: { pmin: 1, pmax: 5 },
+      server: { pmin: 2, pmax: 10 },
+      firmwareUpdate: { pmin: 3, pmax: 15 },
+    },
+    stalenessGraceSeconds: 93,
+    notifyBatchMs: 20,
+    maxConcurrentTwinWrites: 8,
+    expirySweepMs: 20,
+    ...overrides,
+  };
+}
+
+/** A clock that follows real time plus an offset the test can advance. */
+export class ShiftedClock {
+  offsetMs = 0;
+  readonly now = () => Date.now() + this.offsetMs;
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+export class ConnectorHarness {
+  readonly logs: LogLine[] = [];
+  readonly clock = new ShiftedClock();
+  cosmos!: TestCosmos;
+  store!: CosmosTwinStore;
+  connector!: RunningConnector;
+  settings!: ConnectorSettings;
+
+  async start(overrides: Partial<ConnectorSettings> = {}, database = 'connector-test'): Promise<this> {
+    this.cosmos = await startTestCosmos();
+    this.store = new CosmosTwinStore(await openTwinsContainer(this.cosmos.client, database), 93);
+    this.settings = testSettings(overrides);
+    this.connector = await startConnector({
+      store: this.store,
+      config: this.settings,
+      log: this.logger(),
+      now: this.clock.now,
+    });
+    return this;
+  }
+
+  get server() {
+    return { host: '127.0.0.1', port: this.connector.coapPort };
+  }
+
+  async provision(deviceId: string): Promise<void> {
+    await this.store.create(newTwin(deviceId, { tags: { test: 'yes' } }, new Date(this.clock.now()).toISOString()));
+  }
+
+  twin(deviceId: string): Promise<TwinDocument | undefined> {
+    return this.store.get(deviceId);
+  }
+
+  /** Polls the twin until `predicate` holds; fails with the last twin seen. */
+  async waitForTwin(
+    deviceId: string,
+    predicate: (twin: TwinDocument) => boolean,
+    timeoutMs = 5000,
+  ): Promise<TwinDocument> {
+    const deadline = Date.now() + timeoutMs;
+    let last: TwinDocument | undefined;
+    for (;;) {
+      last = await this.store.get(deviceId);
+      if (last && predicate(last)) return last;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `twin ${deviceId} did not reach the expected state in ${timeoutMs} ms: ${JSON.stringify(last)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  logged(level: LogLine['level'], pattern: RegExp): LogLine[] {
+    return this.logs.filter((l) => l.level === level && pattern.test(l.message));
+  }
+
+  async close(): Promise<void> {
+    await this.connector?.close();
+    await this.cosmos?.close();
+  }
+
+  private logger(): Logger {
+    const push = (level: LogLine['level']) => (message: string, fields?: LogFields) =>
+      this.logs.push({ level, message, fields });
+    return { info: push('info'), warn: push('warn'), error: push('error') };
+  }
+}
+
+export async function waitUntil(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
