@@ -4,23 +4,10 @@
  * CoAP transmission parameters (RFC 7252 §4.8) are the `coap` package's `parameters`, read when used, so
  * `coap.updateTiming` changes them for the simulator and for anything else in the process alike.
  */
+import { ContentFormat } from '../shared/coapContentFormat';
 import { parameters } from 'coap';
 
-/** CoAP Content-Format numbers (IANA "CoAP Content-Formats" registry) that LwM2M 1.1 uses. */
-export const ContentFormat = {
-  /** text/plain;charset=utf-8: one resource value as text. */
-  TEXT: 0,
-  /** application/link-format (RFC 6690): registration payload, Discover. */
-  LINK_FORMAT: 40,
-  /** application/octet-stream: one opaque resource value. */
-  OPAQUE: 42,
-  /** application/senml+json (RFC 8428): LwM2M 1.1 multi-resource format. */
-  SENML_JSON: 110,
-  /** application/vnd.oma.lwm2m+tlv: LwM2M binary TLV. */
-  TLV: 11542,
-  /** application/vnd.oma.lwm2m+json: the LwM2M 1.0 JSON format (not produced here). */
-  LWM2M_JSON: 11543,
-} as const;
+export { ContentFormat };
 
 /** CoAP response codes the simulator sends (RFC 7252 §12.1.2). */
 export const ResponseCode = {

@@ -1,6 +1,7 @@
 /**
  * LwM2M content formats: which the connector reads, and how a payload becomes typed property values.
  */
+import { ContentFormat } from '../../shared/coapContentFormat';
 import { CatalogEntry, PropertyValue } from '../../shared/catalog';
 import { decodeLwm2mJson } from './lwm2mJson';
 import { Lwm2mPayloadError } from './lwm2mPayloadError';
@@ -8,21 +9,7 @@ import { Lwm2mValue, ResourceValue } from './resourceValue';
 import { decodeSenmlJson } from './senmlJson';
 import { decodeTlv, flattenTlv, tlvInteger } from './tlv';
 
-/** CoAP Content-Format numbers (IANA registry) LwM2M uses. */
-export const ContentFormat = {
-  /** text/plain;charset=utf-8: one resource value as text. */
-  TEXT: 0,
-  /** application/link-format (RFC 6690): registration payloads. */
-  LINK_FORMAT: 40,
-  /** application/octet-stream: one opaque resource value. */
-  OPAQUE: 42,
-  /** application/senml+json (RFC 8428): LwM2M 1.1+. */
-  SENML_JSON: 110,
-  /** application/vnd.oma.lwm2m+tlv: LwM2M TLV. */
-  TLV: 11542,
-  /** application/vnd.oma.lwm2m+json: the LwM2M 1.0 JSON format. */
-  LWM2M_JSON: 11543,
-} as const;
+export { ContentFormat };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
