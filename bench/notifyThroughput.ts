@@ -15,12 +15,14 @@
  *      `--threaded false` writes them on the main thread) observes and writes to the local Cosmos server (this process);
  *      "persisted" is what the twin store reports as written (readings superseded by a newer value of the same
  *      property before their write are not counted). Memory (after a full GC, every observation established):
- *      a warm-up fleet of a tenth of the devices registers first; the connector's RSS growth while the rest
- *      register, over their number, is the memory per registered device (the growth since start, fixed costs
- *      included, is printed too). Each sample waits 5 s of quiet after the fleet is observed.
+ *      a warm-up fleet registers first (enough devices to fill the write path's bounded working set: `concurrency`
+ *      bulk calls of 100 devices, at most half the fleet); the connector's RSS growth while the rest register, over
+ *      their number, is the memory per registered device (the growth since start, fixed costs included, is printed
+ *      too). Each sample waits 5 s of quiet after the fleet is observed. RSS moves with V8's and glibc's page
+ *      retention, so single runs scatter by about +-10 KB per device; the median is printed.
  * Rates are measured over `seconds` after `warmup`. Targets: >= 5,000 persisted/s, >= half the baseline rate,
  * <= 20 KB per device. `--profile true` writes a CPU profile of the connector to .local/profiles/, and
- * `--heap-snapshot true` a heap snapshot once the fleet is observed.
+ * `--heap-snapshot true` a heap snapshot once the fleet is observed; BENCH_VERBOSE=1 prints the raw counters.
  */
 import { ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
@@ -32,6 +34,7 @@ import { readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
 import { EMULATOR_KEY, ensureLocalCertificate } from '../local/cosmosServer';
 import { parseFlags } from '../local/flags';
+import { MAX_DEVICES_PER_CALL } from '../connector/readingsWriter';
 import { ConnectorStats } from '../connector/startConnector';
 import { median } from './stats';
 import { MemorySample, OBSERVED_PATHS, WorkerReply, WorkerRequest } from './notifyThroughputWorker';
@@ -251,8 +254,9 @@ async function connectorPhase(
       return connector.call<MemorySample>('memory');
     };
     const m0 = await connector.call<MemorySample>('memory');
-    // A warm-up fleet first, so JIT code, buffers and pools that do not grow with the fleet are in place.
-    const warmup = Math.max(10, Math.round(s.devices / 10));
+    // A warm-up fleet first, so what does not grow with the fleet is in place before the slope is measured: JIT
+    // code, buffer pools, and the write path's working set (up to `concurrency` bulk calls of 100 devices each).
+    const warmup = Math.max(10, Math.min(Math.floor(s.devices / 2), s.concurrency * MAX_DEVICES_PER_CALL));
     const first = firstDeviceNumber(s.devices);
     await fleet.start(warmup, first, coapPort);
     const m1 = await observedFleet(warmup);

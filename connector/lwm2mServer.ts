@@ -115,7 +115,7 @@ export class Lwm2mServer {
     const params = parseRegisterParams(readStringOptions(request, OptionNumber.URI_QUERY));
     const links = this.parseLinks(request);
     if (!DEVICE_ID_PATTERN.test(params.endpoint) || !(await this.options.store.get(params.endpoint))) {
-      this.options.log.warn('registration refused: endpoint not provisioned', {
+      this.warnings.warn('registration refused: endpoint not provisioned', {
         endpoint: params.endpoint,
         peer: peerKey(peer),
       });
