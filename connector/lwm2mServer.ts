@@ -41,6 +41,8 @@ import { ContentFormat, decodePropertyValue, encodeTextValue } from './lwm2m/con
 import { RegistrationLinks, parseLinkFormat, registrationLinks } from './lwm2m/linkFormat';
 import { Lwm2mPayloadError } from './lwm2m/lwm2mPayloadError';
 import { UnsupportedVersionError, parseRegisterParams, parseUpdateParams } from './lwm2m/registrationParams';
+import { connectionEvent } from '../shared/twinEvents';
+import { EventSink, NO_EVENTS } from './eventQueue';
 import { Logger, ThrottledWarnings } from './logger';
 import { ReadingsWriter } from './readingsWriter';
 import { Registration, RegistrationRegistry } from './registrationRegistry';
@@ -49,6 +51,8 @@ import { connectedTwin, disconnectedTwin, observedTwin, renewedTwin, unsupported
 export interface Lwm2mServerOptions {
   store: TwinStore;
   writer: ReadingsWriter;
+  /** deviceConnected / deviceDisconnected, once the twin says so (default: none). */
+  events?: EventSink;
   log: Logger;
   now: () => number;
   instanceId: string;
@@ -74,14 +78,16 @@ const text = (message: string) => Buffer.from(message, 'utf8');
 
 export class Lwm2mServer {
   readonly registry = new RegistrationRegistry();
-  private readonly twinTasks = new Map<string, Promise<void>>();
+  private readonly twinTasks = new Map<string, Promise<boolean>>();
   private readonly warnings: ThrottledWarnings;
+  private readonly events: EventSink;
   /** Last reading time handed out per registration, ms: readings of one device get strictly increasing times. */
   private readonly lastReadingAt = new WeakMap<Registration, number>();
   private closing = false;
 
   constructor(private readonly options: Lwm2mServerOptions) {
     this.warnings = new ThrottledWarnings(options.log, options.now);
+    this.events = options.events ?? NO_EVENTS;
   }
 
   /** A request arriving on `coap` (a `RequestHandler`): the registration interface. */
@@ -150,6 +156,7 @@ export class Lwm2mServer {
       replaced: previous?.id,
     });
     const announced = this.announced(registration);
+    const nowIso = new Date(now).toISOString();
     const connected = this.twinTask(registration.endpoint, (twin) =>
       connectedTwin(twin, {
         registrationId: registration.id,
@@ -160,10 +167,13 @@ export class Lwm2mServer {
         connectorUrl: this.options.connectorUrl,
         announced,
         observation: this.options.observation,
-        now: new Date(now).toISOString(),
+        now: nowIso,
       }),
     );
-    void connected.then(() => this.observeAll(registration, announced));
+    void connected.then((written) => {
+      if (written) this.events.emit([connectionEvent(registration.endpoint, 'connected', nowIso)]);
+      return this.observeAll(registration, announced);
+    });
     return {
       code: Code.CREATED,
       options: [
@@ -232,7 +242,11 @@ export class Lwm2mServer {
     registration.observations.clear();
     if (!disconnect) return;
     const now = new Date(this.options.now()).toISOString();
-    void this.twinTask(registration.endpoint, (twin) => disconnectedTwin(twin, registration.id, now));
+    void this.twinTask(registration.endpoint, (twin) => disconnectedTwin(twin, registration.id, now)).then(
+      (written) => {
+        if (written) this.events.emit([connectionEvent(registration.endpoint, 'disconnected', now)]);
+      },
+    );
   }
 
   private parseLinks(request: CoapMessage): RegistrationLinks {
@@ -507,22 +521,30 @@ export class Lwm2mServer {
 
   /**
    * Runs a twin mutation after the device's previous one (per-device order), retrying transient store errors.
-   * Never rejects: failures are logged.
+   * Resolves to whether the twin was written (false: the mutation changed nothing, the twin is gone, or the write
+   * failed). Never rejects: failures are logged.
    */
-  private twinTask(deviceId: string, mutate: (twin: TwinDocument) => TwinDocument | undefined): Promise<void> {
-    const previous = this.twinTasks.get(deviceId) ?? Promise.resolve();
+  private twinTask(deviceId: string, mutate: (twin: TwinDocument) => TwinDocument | undefined): Promise<boolean> {
+    const previous = this.twinTasks.get(deviceId) ?? Promise.resolve(false);
     const task = previous.then(async () => {
       for (let attempt = 1; ; attempt++) {
+        // `mutate` may run more than once (a lost ETag race): its last run is what was written.
+        let changed = false;
+        const tracked = (twin: TwinDocument) => {
+          const next = mutate(twin);
+          changed = next !== undefined;
+          return next;
+        };
         try {
-          await this.options.store.update(deviceId, mutate);
-          return;
+          const stored = await this.options.store.update(deviceId, tracked);
+          return stored !== undefined && changed;
         } catch (error) {
           if (attempt >= TWIN_WRITE_ATTEMPTS) {
             this.options.log.error('twin connection write failed', {
               deviceId,
               error: error instanceof Error ? error.message : String(error),
             });
-            return;
+            return false;
           }
           await new Promise((resolve) => setTimeout(resolve, TWIN_WRITE_RETRY_MS * attempt));
         }

@@ -1,10 +1,13 @@
 /**
  * The connector's composition root: configuration from the environment, the Cosmos client and twin store, the
- * connector, and signal handling (SIGTERM/SIGINT: graceful stop, then exit).
+ * Service Bus sender of twin events, the connector, and signal handling (SIGTERM/SIGINT: graceful stop, then exit).
  */
 import { ConfigError, ConnectorConfig, loadConnectorConfig } from '../shared/config';
+import { EVENTS_TOPIC } from '../shared/constants';
 import { createCosmosClient } from '../shared/cosmosClient';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
+import { createServiceBusClient } from '../shared/serviceBusClient';
+import { ServiceBusEventPublisher } from '../shared/twinEvents';
 import { Logger, jsonLineLogger } from './logger';
 import { startConnector } from './startConnector';
 import { ThreadedReadingsSink } from './threadedReadingsSink';
@@ -27,7 +30,9 @@ async function main(): Promise<void> {
       process.exit(1);
     },
   });
-  const connector = await startConnector({ store, readingsSink, config, log });
+  const serviceBus = createServiceBusClient(config.serviceBus);
+  const events = new ServiceBusEventPublisher(serviceBus.createSender(EVENTS_TOPIC));
+  const connector = await startConnector({ store, readingsSink, events, config, log });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -42,6 +47,7 @@ async function main(): Promise<void> {
     connector
       .close()
       .then(() => readingsSink.close())
+      .then(() => serviceBus.close())
       .then(() => cosmos.dispose())
       .then(
         () => process.exit(0),

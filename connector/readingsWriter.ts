@@ -8,10 +8,15 @@
  *
  * A failed call is retried with backoff per device, merged with anything newer that arrived meanwhile; after
  * `MAX_WRITE_ATTEMPTS` the readings are dropped with an error line. `flush()` writes everything pending.
+ *
+ * A write that clears a stale flag (the store reports the property as `refreshed`) emits a propertyFresh event, after
+ * the write succeeded.
  */
 import { ObservationAttributes } from '../shared/catalog';
 import { Reading } from '../shared/twin';
+import { propertyFreshEvents } from '../shared/twinEvents';
 import { TwinStore } from '../shared/twinStore';
+import { EventSink, NO_EVENTS } from './eventQueue';
 import { Logger, ThrottledWarnings } from './logger';
 
 /** Where readings go: a `TwinStore`, or a `ThreadedReadingsSink` that runs one on a worker thread. */
@@ -25,6 +30,8 @@ export interface ReadingsWriterOptions {
   batchMs: number;
   /** Store calls in flight at once. */
   maxConcurrentWrites: number;
+  /** propertyFresh events go here, for every property a write took out of stale (default: none). */
+  events?: EventSink;
   log: Logger;
   now: () => number;
 }
@@ -77,6 +84,7 @@ export class ReadingsWriter {
   private readonly ready: string[] = [];
   private readonly queued = new Set<string>();
   private readonly warnings: ThrottledWarnings;
+  private readonly events: EventSink;
   private timer?: NodeJS.Timeout;
   private timerDueAt = 0;
   private active = 0;
@@ -84,6 +92,7 @@ export class ReadingsWriter {
 
   constructor(private readonly options: ReadingsWriterOptions) {
     this.warnings = new ThrottledWarnings(options.log, options.now);
+    this.events = options.events ?? NO_EVENTS;
   }
 
   /** Readings waiting to be written. */
@@ -192,6 +201,9 @@ export class ReadingsWriter {
         this.stats.refused += writes[i].readings.length - result.changed.length;
         if (!result.found) {
           this.warnings.warn('readings dropped: the twin no longer exists', { deviceId: writes[i].deviceId });
+        }
+        if (result.refreshed.length > 0) {
+          this.events.emit(propertyFreshEvents(writes[i].deviceId, result.refreshed, writes[i].readings));
         }
       });
     } catch (error) {

@@ -6,20 +6,27 @@ import { AddressInfo } from 'node:net';
 import { findProperty, observationFor } from '../shared/catalog';
 import { ConnectorConfig } from '../shared/config';
 import { TwinStore } from '../shared/twinStore';
+import { EventPublisher } from '../shared/twinEvents';
 import { CoapEndpoint, EndpointStats } from './coap/coapEndpoint';
+import { EventQueue, EventQueueStats } from './eventQueue';
 import { createInternalApi } from './internalApi';
 import { Logger } from './logger';
 import { Lwm2mServer } from './lwm2mServer';
 import { ReadingsSink, ReadingsWriter, ReadingsWriterStats } from './readingsWriter';
 
-/** The config fields the connector itself uses (the Cosmos section is for the composition root). */
-export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos'>;
+/** The config fields the connector itself uses (the Cosmos and Service Bus sections are for the composition root). */
+export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos' | 'serviceBus'>;
 
 export interface ConnectorOptions {
   /** Registrations and connection state go here (and readings, unless `readingsSink` is given). */
   store: TwinStore;
   /** Where readings are written (main.ts: a `ThreadedReadingsSink`); default `store`. Not closed by the connector. */
   readingsSink?: ReadingsSink;
+  /**
+   * `twin-events`: deviceConnected, deviceDisconnected and notify-driven propertyFresh (default: none). Not closed by
+   * the connector; `close()` waits until the events emitted so far are sent.
+   */
+  events?: EventPublisher;
   config: ConnectorSettings;
   log: Logger;
   /** Wall clock, ms since the epoch (default Date.now). */
@@ -32,6 +39,8 @@ export interface ConnectorStats {
   observations: number;
   pendingReadings: number;
   readings: ReadingsWriterStats;
+  /** Absent when the connector runs without an event publisher. */
+  events?: EventQueueStats;
   coap: EndpointStats;
 }
 
@@ -56,8 +65,10 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     if (!entry) throw new Error(`reading for unknown property ${name}`);
     return observationFor(entry, config.observation);
   };
+  const events = options.events ? new EventQueue(options.events, { log, now }) : undefined;
   const writer = new ReadingsWriter({
     sink: options.readingsSink ?? store,
+    events,
     fallback,
     batchMs: config.notifyBatchMs,
     maxConcurrentWrites: config.maxConcurrentTwinWrites,
@@ -67,6 +78,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
   const server = new Lwm2mServer({
     store,
     writer,
+    events,
     log,
     now,
     instanceId: config.instanceId,
@@ -86,6 +98,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     observations: endpoint.observationCount,
     pendingReadings: writer.pending,
     readings: { ...writer.stats },
+    events: events && { ...events.stats },
     coap: { ...endpoint.stats },
   });
   const api = createInternalApi({
@@ -129,6 +142,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     await endpoint.close();
     await server.close();
     await writer.close();
+    await events?.drain();
     await apiClosed;
     log.info('connector stopped', { instanceId: config.instanceId, persisted: writer.stats.persisted });
   };

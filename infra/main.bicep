@@ -237,6 +237,7 @@ module rbac './app/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     cosmosAccountName: cosmos.outputs.accountName
     serviceBusNamespaceName: serviceBus.outputs.namespaceName
+    twinEventsTopicName: serviceBus.outputs.twinEventsTopicName
     registryName: registry.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
@@ -292,6 +293,7 @@ module connector './app/connector.bicep' = if (!empty(connectorImage)) {
     firewallPublicIp: firewall.outputs.publicIpAddress
     cosmosEndpoint: cosmos.outputs.endpoint
     cosmosDatabaseName: cosmos.outputs.databaseName
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     apiKey: connectorApiKey
     apiPort: connectorApiPort
     coapPort: coapPort

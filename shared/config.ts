@@ -72,6 +72,8 @@ export interface JobsConfig {
 
 export interface ConnectorConfig {
   cosmos: CosmosConfig;
+  /** Where the connector publishes twin events (the `twin-events` topic). */
+  serviceBus: ServiceBusConfig;
   /** `Connector__instanceId`: this instance's name, recorded in the twins it holds. */
   instanceId: string;
   /** `Connector__coapPort`: UDP port of the LwM2M server (5683). */
@@ -220,6 +222,7 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
   const apiPort = integer(env, 'Connector__apiPort', 8080);
   return {
     cosmos: loadCosmosConfig(env),
+    serviceBus: loadServiceBusConfig(env),
     instanceId: optional(env, 'Connector__instanceId') ?? 'connector-0',
     coapPort: integer(env, 'Connector__coapPort', 5683),
     coapAddress: optional(env, 'Connector__coapAddress') ?? '::',

@@ -14,6 +14,8 @@ param firewallPolicyName string
 param firewallPublicIp string
 param cosmosEndpoint string
 param cosmosDatabaseName string
+@description('Host name of the Service Bus namespace; the connector publishes twin events to its twin-events topic.')
+param serviceBusFullyQualifiedNamespace string
 
 @secure()
 @description('The internal API key; reaches the container as a secure environment variable only.')
@@ -86,6 +88,8 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
             { name: 'AZURE_CLIENT_ID', value: identityClientId }
             { name: 'CosmosDb__accountEndpoint', value: cosmosEndpoint }
             { name: 'CosmosDb__databaseName', value: cosmosDatabaseName }
+            { name: 'ServiceBusConnection__fullyQualifiedNamespace', value: serviceBusFullyQualifiedNamespace }
+            { name: 'ServiceBusConnection__clientId', value: identityClientId }
             { name: 'Connector__instanceId', value: containerGroupName }
             { name: 'Connector__coapPort', value: string(coapPort) }
             // IPv4 only (here and for the API): container groups in a virtual network have no IPv6.

@@ -81,6 +81,15 @@ resource egressRules 'Microsoft.Network/firewallPolicies/ruleCollectionGroups@20
             destinationPorts: ['443']
           }
           {
+            // Twin events: AMQP over TLS (5671); 443 for AMQP over WebSockets.
+            ruleType: 'NetworkRule'
+            name: 'service-bus-amqp'
+            ipProtocols: ['TCP']
+            sourceAddresses: [connectorSubnetPrefix]
+            destinationAddresses: ['ServiceBus']
+            destinationPorts: ['5671', '443']
+          }
+          {
             ruleType: 'NetworkRule'
             name: 'coap-to-devices'
             ipProtocols: ['UDP']

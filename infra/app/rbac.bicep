@@ -10,6 +10,7 @@ param deployerPrincipalType string = 'User'
 param storageAccountName string
 param cosmosAccountName string
 param serviceBusNamespaceName string
+param twinEventsTopicName string
 param registryName string
 param keyVaultName string
 param applicationInsightsName string
@@ -39,6 +40,11 @@ resource cosmosAccount 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existi
 
 resource serviceBusNamespace 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
   name: serviceBusNamespaceName
+}
+
+resource twinEventsTopic 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' existing = {
+  parent: serviceBusNamespace
+  name: twinEventsTopicName
 }
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -158,6 +164,18 @@ resource functionsCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/s
     roleDefinitionId: '${cosmosAccount.id}/sqlRoleDefinitions/${cosmosDataContributorRole}'
     principalId: functionsPrincipalId
     scope: cosmosAccount.id
+  }
+}
+
+// Azure Service Bus Data Sender on the twin-events topic only: the connector publishes connection and
+// propertyFresh events; it neither receives nor touches device-jobs.
+resource connectorTwinEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(twinEventsTopic.id, connectorPrincipalId, roles.serviceBusDataSender)
+  scope: twinEventsTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
+    principalId: connectorPrincipalId
+    principalType: 'ServicePrincipal'
   }
 }
 

@@ -250,6 +250,59 @@ describe('connector registration interface and sync', () => {
     expect(harness.logged('info', /registration expired/).some((l) => l.fields?.endpoint === 'dev-expiry')).toBe(true);
   });
 
+  it('announces connects, disconnects and values that are fresh again on twin-events, after the twin says so', async () => {
+    await harness.provision('dev-events');
+    const d = await device();
+    const { location } = await d.register('dev-events', { links: '</3/0>' });
+    await d.waitForObservations(['/3/0/9']);
+    const connected = await harness.waitForTwin('dev-events', (t) => t.deviceProperties.batteryLevel?.value === 87);
+    await waitUntil(() => harness.eventsOf('dev-events').length > 0, 2000, 'the deviceConnected event');
+    expect(harness.eventsOf('dev-events')).toEqual([
+      { deviceId: 'dev-events', kind: 'deviceConnected', time: connected.connection.since },
+    ]);
+    // The first values of a registration clear no flag: nothing was stale.
+    await harness.connector.flush();
+    expect(harness.eventsOf('dev-events')).toHaveLength(1);
+
+    // The sweep flagged batteryLevel; the next notification clears it and says so.
+    await harness.store.update('dev-events', (t) => ({
+      ...t,
+      deviceProperties: {
+        ...t.deviceProperties,
+        batteryLevel: {
+          ...t.deviceProperties.batteryLevel,
+          stale: true,
+          staleSince: t.connection.since,
+          staleReason: 'missedNotify',
+        },
+      },
+    }));
+    d.notify('/3/0/9', { payload: Buffer.from('55'), sequence: 20 });
+    const fresh = await harness.waitForTwin('dev-events', (t) => t.deviceProperties.batteryLevel?.value === 55);
+    expect(fresh.deviceProperties.batteryLevel.stale).toBe(false);
+    await waitUntil(() => harness.eventsOf('dev-events').length > 1, 2000, 'the propertyFresh event');
+    expect(harness.eventsOf('dev-events')[1]).toEqual({
+      deviceId: 'dev-events',
+      kind: 'propertyFresh',
+      property: 'batteryLevel',
+      time: fresh.deviceProperties.batteryLevel.lastUpdatedTime,
+    });
+    // A notification of a property that was not stale is not an event.
+    d.notify('/3/0/9', { payload: Buffer.from('56'), sequence: 21 });
+    await harness.waitForTwin('dev-events', (t) => t.deviceProperties.batteryLevel?.value === 56);
+    await harness.connector.flush();
+
+    expect((await d.deregister(location as string)).code).toBe(Code.DELETED);
+    const gone = await harness.waitForTwin('dev-events', (t) => t.connection.state === 'disconnected');
+    await waitUntil(() => harness.eventsOf('dev-events').length > 2, 2000, 'the deviceDisconnected event');
+    expect(harness.eventsOf('dev-events').slice(2)).toEqual([
+      { deviceId: 'dev-events', kind: 'deviceDisconnected', time: gone.connection.since },
+    ]);
+    expect(harness.connector.stats().events).toMatchObject({ dropped: 0 });
+    // A refused registration changes no twin, so it is no event either.
+    expect(harness.eventsOf('stranger-1')).toEqual([]);
+  });
+
   it('replaces a registration when the endpoint registers again from a new port', async () => {
     await harness.provision('dev-move');
     const first = await device();
@@ -265,6 +318,9 @@ describe('connector registration interface and sync', () => {
     expect(twin.connection.state).toBe('connected');
     expect((await first.update(old.location as string)).code).toBe(Code.NOT_FOUND);
     expect(harness.connector.stats().registrations).toBeGreaterThan(0);
+    // The device stayed connected throughout: two connects, no disconnect in between.
+    await waitUntil(() => harness.eventsOf('dev-move').length === 2, 2000, 'two deviceConnected events');
+    expect(harness.eventsOf('dev-move').map((e) => e.kind)).toEqual(['deviceConnected', 'deviceConnected']);
   });
 
   it('follows a device whose Update comes from a new port (NAT rebinding)', async () => {

@@ -1,7 +1,7 @@
 /**
  * Freshness on the local stack: the timer sweep flags what a paused device stopped notifying and announces it on
- * the `twin-events` topic; `max-age` reads go through to the device, or answer within the bound, marked, when the
- * device is unreachable.
+ * the `twin-events` topic, as the connector announces connects, disconnects and values fresh again; `max-age` reads
+ * go through to the device, or answer within the bound, marked, when the device is unreachable.
  */
 import { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
 import { EVENTS_TOPIC } from '../../shared/constants';
@@ -96,6 +96,18 @@ describe('freshness on the local stack', () => {
     await fleet?.stop();
   });
 
+  it('announces each device that connected on twin-events, at the time its twin says', async () => {
+    for (const id of ids) {
+      const twin = (await api('GET', `/twins/${id}`)).body as { connection: { since: string } };
+      const event = await waitFor(
+        `the deviceConnected event of ${id}`,
+        async () => events.find((e) => e.deviceId === id && e.kind === 'deviceConnected'),
+        15_000,
+      );
+      expect(event).toEqual({ deviceId: id, kind: 'deviceConnected', time: twin.connection.since });
+    }
+  });
+
   it("answers max-age with the device's current value when the twin's is older, and says so", async () => {
     const device = fleet.devices[0];
     device.pauseNotifications();
@@ -183,5 +195,37 @@ describe('freshness on the local stack', () => {
       time: new Date(staleAt).toISOString(),
       reason: 'missedNotify',
     });
+
+    // Notifications resume: the next one (at the latest after pmax) clears the flag, and that is an event too.
+    fleet.devices[0].resumeNotifications();
+    const fresh = await waitFor(
+      'the propertyFresh event on twin-events',
+      async () =>
+        events.find((e) => e.deviceId === deviceId && e.kind === 'propertyFresh' && e.property === 'manufacturer'),
+      (PMAX + SLACK_S) * 1000,
+    );
+    const cleared = await property(deviceId, 'manufacturer');
+    expect(cleared).toMatchObject({ stale: false, value: last.value });
+    expect(fresh).toEqual({ deviceId, kind: 'propertyFresh', property: 'manufacturer', time: cleared.lastUpdatedTime });
+  });
+
+  it('announces a device that de-registers on twin-events', async () => {
+    const device = fleet.devices[1];
+    device.setUnreachable(false);
+    await device.stop();
+    const twin = await waitFor(
+      `the twin of ${ids[1]} to say disconnected`,
+      async () => {
+        const body = (await api('GET', `/twins/${ids[1]}`)).body as { connection: { state: string; since: string } };
+        return body.connection.state === 'disconnected' ? body : undefined;
+      },
+      15_000,
+    );
+    const event = await waitFor(
+      `the deviceDisconnected event of ${ids[1]}`,
+      async () => events.find((e) => e.deviceId === ids[1] && e.kind === 'deviceDisconnected'),
+      15_000,
+    );
+    expect(event).toEqual({ deviceId: ids[1], kind: 'deviceDisconnected', time: twin.connection.since });
   });
 });

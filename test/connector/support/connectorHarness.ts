@@ -1,9 +1,11 @@
 /**
- * Starts a connector in-process on free ports against an in-process local Cosmos server, with a capturing logger
- * and a clock the test can move. Twins are "provisioned" with newTwin + store.create.
+ * Starts a connector in-process on free ports against an in-process local Cosmos server, with a capturing logger,
+ * a capturing event publisher and a clock the test can move. Twins are "provisioned" with newTwin + store.create.
+ * (The connector's events reach the real Service Bus in test/integration/freshness.test.ts.)
  */
 import { CosmosTwinStore, openTwinsContainer } from '../../../shared/cosmosTwinStore';
 import { TwinDocument, newTwin } from '../../../shared/twin';
+import { TwinEvent } from '../../../shared/twinEvents';
 import { LogFields, Logger } from '../../../connector/logger';
 import { ConnectorSettings, RunningConnector, startConnector } from '../../../connector/startConnector';
 import { TestCosmos, startTestCosmos } from '../../support/localCosmos';
@@ -50,6 +52,8 @@ export class ShiftedClock {
 
 export class ConnectorHarness {
   readonly logs: LogLine[] = [];
+  /** What the connector published, in order. */
+  readonly events: TwinEvent[] = [];
   readonly clock = new ShiftedClock();
   cosmos!: TestCosmos;
   store!: CosmosTwinStore;
@@ -63,6 +67,7 @@ export class ConnectorHarness {
     this.connector = await startConnector({
       store: this.store,
       config: this.settings,
+      events: { publish: async (events) => void this.events.push(...events) },
       log: this.logger(),
       now: this.clock.now,
     });
@@ -99,6 +104,10 @@ export class ConnectorHarness {
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  eventsOf(deviceId: string): TwinEvent[] {
+    return this.events.filter((e) => e.deviceId === deviceId);
   }
 
   logged(level: LogLine['level'], pattern: RegExp): LogLine[] {
