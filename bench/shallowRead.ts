@@ -14,8 +14,15 @@
  * loop, the bench's SDK client for direct reads and the host for the function path, so a median is roughly
  * 16 x that process's CPU per request. `--cpu-prof-dir` writes V8 CPU profiles of the Cosmos server and the host.
  *
+ * A third path measures the floor of any HTTP shallow read on this machine: a bare `node:http` server in its own
+ * process doing the same SDK point read (bench/bareReadServer.ts), without the Functions library or any of the app's
+ * checks. What the function path costs beyond it is the host and the library; what the floor costs beyond the direct
+ * read is the extra loopback HTTP hop and a second event loop.
+ *
  * Target: the function path's median costs at most 1.5x a direct point read.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,13 +37,15 @@ const CONCURRENCY = 16;
 const DEVICES = 100;
 /** The processes whose CPU time is accounted per request. */
 const ACCOUNTED: readonly PieceName[] = ['cosmos', 'functions'];
+/** Processes whose CPU is read: the stack's pieces and the bare server. */
+type Accounted = PieceName | 'bare';
 
 interface BenchPath {
   name: string;
   /** Short name in the CPU line. */
   label: string;
   /** Processes that work for this path (the bench itself always does). */
-  accounted: readonly PieceName[];
+  accounted: readonly Accounted[];
   run: (i: number) => Promise<void>;
   samples: number[];
   roundMedians: number[];
@@ -57,8 +66,8 @@ async function main(): Promise<void> {
   const warmup = positiveInteger(flags.warmup, 'warmup');
   const profileDir = flags['cpu-prof-dir'] ? path.resolve(flags['cpu-prof-dir']) : undefined;
   const root = path.resolve(__dirname, '..', '..');
-  const [cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi] = await freePorts(8);
-  const pids = new Map<PieceName, number>();
+  const [cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi, barePort] = await freePorts(9);
+  const pids = new Map<Accounted, number>();
   const stack = await startLocalStack({
     root,
     ports: { cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi },
@@ -79,7 +88,16 @@ async function main(): Promise<void> {
       if (child.pid !== undefined) pids.set(piece, child.pid);
     },
   });
+  const bare = spawn(process.execPath, [path.join(__dirname, 'bareReadServer.js'), String(barePort)], {
+    env: { ...process.env, ...stack.settings },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
+    if (bare.pid !== undefined) pids.set('bare', bare.pid);
+    await Promise.race([
+      once(bare.stdout, 'data'),
+      once(bare, 'exit').then(() => Promise.reject(new Error('the bare read server exited while starting'))),
+    ]);
     const ids = Array.from({ length: DEVICES }, (_, i) => `bench-${i}`);
     for (const id of ids) {
       const response = await fetch(`${stack.apiBaseUrl}/devices/${id}`, { method: 'PUT' });
@@ -100,27 +118,35 @@ async function main(): Promise<void> {
         if (!resource) throw new Error(`direct read of ${id} found nothing`);
       },
     };
+    const get = (url: string) =>
+      new Promise<void>((resolve, reject) => {
+        const request = http.get(url, { agent }, (response) => {
+          if (response.statusCode !== 200) reject(new Error(`GET ${url}: ${response.statusCode}`));
+          response.on('data', () => undefined);
+          response.on('end', () => resolve());
+        });
+        request.on('error', reject);
+      });
     const viaFunction: BenchPath = {
       ...emptyPath('GET /api/twins/{id} via the host', 'function'),
       accounted: ['functions', 'cosmos'],
-      run: (i) =>
-        new Promise<void>((resolve, reject) => {
-          const request = http.get(`${stack.apiBaseUrl}/twins/${ids[i % DEVICES]}`, { agent }, (response) => {
-            if (response.statusCode !== 200) reject(new Error(`GET twin: ${response.statusCode}`));
-            response.on('data', () => undefined);
-            response.on('end', () => resolve());
-          });
-          request.on('error', reject);
-        }),
+      run: (i) => get(`${stack.apiBaseUrl}/twins/${ids[i % DEVICES]}`),
     };
+    const floor: BenchPath = {
+      ...emptyPath('floor: bare node:http + point read', 'floor'),
+      accounted: ['bare', 'cosmos'],
+      run: (i) => get(`http://127.0.0.1:${barePort}/twins/${ids[i % DEVICES]}`),
+    };
+    const paths = [direct, viaFunction, floor];
 
     const loadAtStart = os.loadavg()[0];
     // Warm-up: JIT (the host runs far more code than the bench), connection pools, the host's lazy clients.
-    for (const benchPath of [direct, viaFunction, direct, viaFunction]) {
+    for (const benchPath of [...paths, ...paths]) {
       await measureConcurrent(Math.ceil(warmup / 2), CONCURRENCY, benchPath.run);
     }
+    // Each round starts with another path, so drift on a shared machine hits them alike.
     for (let round = 0; round < rounds; round++) {
-      const order = round % 2 === 0 ? [direct, viaFunction] : [viaFunction, direct];
+      const order = [...paths.slice(round % paths.length), ...paths.slice(0, round % paths.length)];
       for (const benchPath of order) await measureRound(benchPath, requests, pids);
     }
     const loadAtEnd = os.loadavg()[0];
@@ -132,16 +158,21 @@ async function main(): Promise<void> {
         `warm-up each, ${DEVICES} twins; load average (1 min) ${loadAtStart.toFixed(2)} at start, ` +
         `${loadAtEnd.toFixed(2)} at end, ${os.availableParallelism()} CPUs`,
     );
-    for (const benchPath of [direct, viaFunction]) console.log(describeLatency(benchPath));
-    console.log(`CPU ms per request: ${[direct, viaFunction].map(describeCpu).join('   ')}`);
+    for (const benchPath of paths) console.log(describeLatency(benchPath));
+    console.log(`CPU ms per request: ${paths.map(describeCpu).join('   ')}`);
+    const ratios = (a: BenchPath, b: BenchPath) =>
+      `median ${(median(a.samples) / median(b.samples)).toFixed(2)}x, p99 ${(
+        percentile(a.samples, 99) / percentile(b.samples, 99)
+      ).toFixed(2)}x`;
     const ratio = median(viaFunction.samples) / median(direct.samples);
     console.log(
-      `ratio (function / direct): median ${ratio.toFixed(2)}x, p99 ${(
-        percentile(viaFunction.samples, 99) / percentile(direct.samples, 99)
-      ).toFixed(2)}x   target <= 1.5x median: ${ratio <= 1.5 ? 'met' : 'NOT met'}`,
+      `ratio (function / direct): ${ratios(viaFunction, direct)}   target <= 1.5x median: ${ratio <= 1.5 ? 'met' : 'NOT met'}`,
     );
+    console.log(`ratio (floor / direct): ${ratios(floor, direct)}   (an HTTP hop and a second process, nothing else)`);
+    console.log(`ratio (function / floor): ${ratios(viaFunction, floor)}   (the host, the library and the app)`);
     if (profileDir) console.log(`CPU profiles of ${ACCOUNTED.join(', ')} in ${profileDir}`);
   } finally {
+    bare.kill('SIGTERM');
     await stack.stop();
   }
 }
@@ -151,8 +182,8 @@ function emptyPath(name: string, label: string): Omit<BenchPath, 'run' | 'accoun
 }
 
 /** One round of `requests` calls, adding latencies and each accounted process's CPU time to the path. */
-async function measureRound(benchPath: BenchPath, requests: number, pids: ReadonlyMap<PieceName, number>) {
-  const cpuOf = (piece: PieceName) => {
+async function measureRound(benchPath: BenchPath, requests: number, pids: ReadonlyMap<Accounted, number>) {
+  const cpuOf = (piece: Accounted) => {
     const pid = pids.get(piece);
     return pid === undefined ? undefined : processCpuMs(pid);
   };

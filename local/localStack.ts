@@ -103,7 +103,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   const start = (kind: PieceName, script: string, args: string[], name: string = kind): RunningPiece => {
     if (!existsSync(script)) throw new Error(`${name}: ${script} is missing; run \`npm run build\` first`);
-    const child = spawn(process.execPath, [...(options.nodeFlags?.[kind] ?? []), script, ...args], {
+    const flags = [...(kind === 'functions' ? workerArguments(settings) : []), ...(options.nodeFlags?.[kind] ?? [])];
+    const child = spawn(process.execPath, [...flags, script, ...args], {
       cwd: options.root,
       env: { ...process.env, ...settings },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -248,10 +249,22 @@ function localSettings(input: {
       settings[`Observe__${propertyClass}__pmax`] = String(options.observation.pmax);
     }
   }
+  // The Node.js worker's flags, as `func start` and Azure take them. A larger young generation: each HTTP invocation
+  // allocates ~50 KB of short-lived request/response objects (@azure/functions, undici), and with the default 16 MB
+  // semi-space the requests in flight at concurrency 16 survive scavenges into the old generation. Measured with
+  // bench/shallowRead.ts's stack, A/B in one run: host CPU per shallow read -11%, median latency -15%.
+  settings[WORKER_ARGUMENTS] = '--max-semi-space-size=32';
   // The timer binding reads its schedule from this setting (`%Staleness__schedule%`), so it is always set.
   settings.Staleness__schedule = options.staleness?.schedule ?? '0 */1 * * * *';
   settings.Staleness__graceSeconds = String(options.staleness?.graceSeconds ?? 93);
   return { ...settings, ...options.settings };
+}
+
+/** `languageWorkers__node__arguments`: extra arguments of the Node.js worker process, split on spaces. */
+const WORKER_ARGUMENTS = 'languageWorkers__node__arguments';
+
+function workerArguments(settings: Record<string, string>): string[] {
+  return (settings[WORKER_ARGUMENTS] ?? '').split(/\s+/).filter(Boolean);
 }
 
 function prefixLines(stream: NodeJS.ReadableStream | null, name: string, write: (line: string) => void): void {

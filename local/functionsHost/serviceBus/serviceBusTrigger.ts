@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   isServiceBusError,
@@ -148,6 +149,9 @@ export class ServiceBusTrigger implements TriggerListener {
     private readonly settings: ServiceBusHostSettings,
     private readonly logger: HostLogger,
   ) {
+    // Every session slot hands this one signal to the SDK, which listens on it while its call is pending: one
+    // listener per slot is expected, not a leak (Node warns past 10).
+    setMaxListeners(settings.maxConcurrentSessions + 10, this.#abort.signal);
     try {
       this.#client = new ServiceBusClient(setup.connectionString, { retryOptions: CLIENT_RETRY_OPTIONS });
     } catch (error) {
