@@ -37,6 +37,7 @@ export class EventQueue implements EventSink {
   readonly stats: EventQueueStats = { emitted: 0, published: 0, dropped: 0 };
   private queue: TwinEvent[] = [];
   private sending?: Promise<void>;
+  private readonly log: Logger;
   private readonly warnings: ThrottledWarnings;
   private readonly maxQueued: number;
 
@@ -44,6 +45,7 @@ export class EventQueue implements EventSink {
     private readonly publisher: EventPublisher,
     options: EventQueueOptions,
   ) {
+    this.log = options.log;
     this.warnings = new ThrottledWarnings(options.log, options.now);
     this.maxQueued = options.maxQueued ?? 10_000;
   }
@@ -65,9 +67,25 @@ export class EventQueue implements EventSink {
     this.sending ??= this.sendAll();
   }
 
-  /** Resolves when every event emitted so far was published or dropped. */
-  async drain(): Promise<void> {
-    while (this.sending) await this.sending;
+  /**
+   * Resolves when every event emitted so far was published or dropped, or after `timeoutMs` (a shutdown must not wait
+   * for the SDK's retries against an unreachable namespace) with false and a warning counting what was not sent.
+   */
+  async drain(timeoutMs = Number.POSITIVE_INFINITY): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const drained = (async () => {
+      while (this.sending) await this.sending;
+      return true as const;
+    })();
+    const done = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    if (!done) {
+      this.log.warn('twin events not sent before the drain timeout', { pending: this.queue.length, timeoutMs });
+    }
+    return done;
   }
 
   private async sendAll(): Promise<void> {

@@ -17,6 +17,9 @@ import { ReadingsSink, ReadingsWriter, ReadingsWriterStats } from './readingsWri
 /** The config fields the connector itself uses (the Cosmos and Service Bus sections are for the composition root). */
 export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos' | 'serviceBus'>;
 
+/** How long a stop waits for twin events still being sent (the disconnects it just wrote among them). */
+const EVENTS_DRAIN_TIMEOUT_MS = 5_000;
+
 export interface ConnectorOptions {
   /** Registrations and connection state go here (and readings, unless `readingsSink` is given). */
   store: TwinStore;
@@ -142,7 +145,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     await endpoint.close();
     await server.close();
     await writer.close();
-    await events?.drain();
+    await events?.drain(EVENTS_DRAIN_TIMEOUT_MS);
     await apiClosed;
     log.info('connector stopped', { instanceId: config.instanceId, persisted: writer.stats.persisted });
   };

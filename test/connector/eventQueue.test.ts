@@ -101,8 +101,22 @@ describe('EventQueue', () => {
     expect(warnings[0]).toMatchObject({ fields: { dropped: 2 } });
   });
 
+  it('gives up draining after the timeout, saying how many events were not sent', async () => {
+    const publisher = new ScriptedPublisher();
+    const { log, warnings } = capturingLog();
+    const queue = new EventQueue(publisher, { log, now: Date.now });
+    queue.emit([event(1)]);
+    await publisher.started(1);
+    queue.emit([event(2), event(3)]);
+    await expect(queue.drain(20)).resolves.toBe(false);
+    expect(warnings).toEqual([expect.objectContaining({ fields: { pending: 2, timeoutMs: 20 } })]);
+    await publisher.settleNext();
+    await publisher.settleNext();
+    await expect(queue.drain(1000)).resolves.toBe(true);
+  });
+
   it('drains at once when nothing was emitted', async () => {
     const queue = new EventQueue(new ScriptedPublisher(), { log: capturingLog().log, now: Date.now });
-    await expect(queue.drain()).resolves.toBeUndefined();
+    await expect(queue.drain()).resolves.toBe(true);
   });
 });
