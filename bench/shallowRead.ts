@@ -17,12 +17,15 @@
  * A third path measures the floor of any HTTP shallow read on this machine: a bare `node:http` server in its own
  * process doing the same SDK point read (bench/bareReadServer.ts), without the Functions library or any of the app's
  * checks. What the function path costs beyond it is the host and the library; what the floor costs beyond the direct
- * read is the extra loopback HTTP hop and a second event loop.
+ * read is the extra loopback HTTP hop and a second event loop. A fourth path serves the same route from a second host
+ * process whose one function answers a fixed twin without I/O (bench/emptyFunctionApp.ts): the host's and the
+ * library's own cost per request.
  *
  * Target: the function path's median costs at most 1.5x a direct point read.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,7 +41,7 @@ const DEVICES = 100;
 /** The processes whose CPU time is accounted per request. */
 const ACCOUNTED: readonly PieceName[] = ['cosmos', 'functions'];
 /** Processes whose CPU is read: the stack's pieces and the bare server. */
-type Accounted = PieceName | 'bare';
+type Accounted = PieceName | 'bare' | 'fixedHost';
 
 interface BenchPath {
   name: string;
@@ -66,7 +69,8 @@ async function main(): Promise<void> {
   const warmup = positiveInteger(flags.warmup, 'warmup');
   const profileDir = flags['cpu-prof-dir'] ? path.resolve(flags['cpu-prof-dir']) : undefined;
   const root = path.resolve(__dirname, '..', '..');
-  const [cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi, barePort] = await freePorts(9);
+  const [cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi, barePort, fixedPort] =
+    await freePorts(10);
   const pids = new Map<Accounted, number>();
   const stack = await startLocalStack({
     root,
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
       if (child.pid !== undefined) pids.set(piece, child.pid);
     },
   });
+  const cleanups: (() => Promise<void>)[] = [];
   const bare = spawn(process.execPath, [path.join(__dirname, 'bareReadServer.js'), String(barePort)], {
     env: { ...process.env, ...stack.settings },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -103,6 +108,14 @@ async function main(): Promise<void> {
       const response = await fetch(`${stack.apiBaseUrl}/devices/${id}`, { method: 'PUT' });
       if (response.status >= 300) throw new Error(`provisioning ${id}: ${response.status}`);
     }
+    const fixedHost = await startFixedTwinHost(
+      root,
+      fixedPort,
+      stack.settings,
+      await (await fetch(`${stack.apiBaseUrl}/twins/${ids[0]}`)).text(),
+    );
+    cleanups.push(fixedHost.stop);
+    pids.set('fixedHost', fixedHost.pid);
     const config = loadCosmosConfig(stack.settings);
     const client = createCosmosClient(config);
     const container = await openTwinsContainer(client, config.databaseName);
@@ -137,7 +150,12 @@ async function main(): Promise<void> {
       accounted: ['bare', 'cosmos'],
       run: (i) => get(`http://127.0.0.1:${barePort}/twins/${ids[i % DEVICES]}`),
     };
-    const paths = [direct, viaFunction, floor];
+    const fixed: BenchPath = {
+      ...emptyPath('host, function without I/O', 'fixed'),
+      accounted: ['fixedHost'],
+      run: (i) => get(`http://127.0.0.1:${fixedPort}/api/twins/${ids[i % DEVICES]}`),
+    };
+    const paths = [direct, viaFunction, floor, fixed];
 
     const loadAtStart = os.loadavg()[0];
     // Warm-up: JIT (the host runs far more code than the bench), connection pools, the host's lazy clients.
@@ -170,11 +188,53 @@ async function main(): Promise<void> {
     );
     console.log(`ratio (floor / direct): ${ratios(floor, direct)}   (an HTTP hop and a second process, nothing else)`);
     console.log(`ratio (function / floor): ${ratios(viaFunction, floor)}   (the host, the library and the app)`);
+    const cpuPerRequest = (benchPath: BenchPath, name: string) =>
+      (benchPath.cpuMs.get(name) ?? Number.NaN) / benchPath.samples.length;
+    const fixedCost = cpuPerRequest(fixed, 'fixedHost');
+    console.log(
+      `host + library without I/O: ${fixedCost.toFixed(3)} ms CPU per request, ` +
+        `${(fixedCost / cpuPerRequest(direct, 'bench')).toFixed(2)}x the CPU of one direct point read`,
+    );
     if (profileDir) console.log(`CPU profiles of ${ACCOUNTED.join(', ')} in ${profileDir}`);
   } finally {
+    for (const cleanup of cleanups) await cleanup();
     bare.kill('SIGTERM');
     await stack.stop();
   }
+}
+
+/** A second local host on `port` serving bench/emptyFunctionApp.ts, with the worker flags the stack's host gets. */
+async function startFixedTwinHost(root: string, port: number, settings: Record<string, string>, twinJson: string) {
+  const appRoot = mkdtempSync(path.join(os.tmpdir(), 'fixed-twin-app-'));
+  writeFileSync(path.join(appRoot, 'host.json'), JSON.stringify({ version: '2.0' }));
+  writeFileSync(path.join(appRoot, 'package.json'), JSON.stringify({ name: 'fixed-twin-app', main: 'index.js' }));
+  writeFileSync(
+    path.join(appRoot, 'index.js'),
+    `require(${JSON.stringify(path.join(root, 'dist', 'bench', 'emptyFunctionApp.js'))});\n`,
+  );
+  const flags = (settings.languageWorkers__node__arguments ?? '').split(/\s+/).filter(Boolean);
+  const host = path.join(root, 'dist', 'local', 'functionsHost', 'main.js');
+  const child = spawn(
+    process.execPath,
+    [...flags, host, '--app-root', appRoot, '--port', String(port), '--quiet-invocations'],
+    { env: { ...process.env, ...settings, BENCH_FIXED_BODY: twinJson }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('listening')) resolve();
+    });
+    child.once('exit', () => reject(new Error('the fixed-twin host exited while starting')));
+  });
+  child.stdout.resume();
+  return {
+    pid: child.pid as number,
+    stop: async () => {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(appRoot, { recursive: true, force: true });
+    },
+  };
 }
 
 function emptyPath(name: string, label: string): Omit<BenchPath, 'run' | 'accounted'> {
