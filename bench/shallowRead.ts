@@ -23,12 +23,13 @@
  *
  * Target: the function path's median costs at most 1.5x a direct point read.
  */
-import { spawn } from 'node:child_process';
+import { ChildProcessByStdio, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { createCosmosClient } from '../shared/cosmosClient';
 import { openTwinsContainer } from '../shared/cosmosTwinStore';
 import { loadCosmosConfig } from '../shared/config';
@@ -40,7 +41,7 @@ const CONCURRENCY = 16;
 const DEVICES = 100;
 /** The processes whose CPU time is accounted per request. */
 const ACCOUNTED: readonly PieceName[] = ['cosmos', 'functions'];
-/** Processes whose CPU is read: the stack's pieces and the bare server. */
+/** Processes whose CPU is read: the stack's pieces, the bare server and the fixed-twin host. */
 type Accounted = PieceName | 'bare' | 'fixedHost';
 
 interface BenchPath {
@@ -99,10 +100,7 @@ async function main(): Promise<void> {
   });
   try {
     if (bare.pid !== undefined) pids.set('bare', bare.pid);
-    await Promise.race([
-      once(bare.stdout, 'data'),
-      once(bare, 'exit').then(() => Promise.reject(new Error('the bare read server exited while starting'))),
-    ]);
+    await untilOutput(bare, 'ready', 'the bare read server');
     const ids = Array.from({ length: DEVICES }, (_, i) => `bench-${i}`);
     for (const id of ids) {
       const response = await fetch(`${stack.apiBaseUrl}/devices/${id}`, { method: 'PUT' });
@@ -219,22 +217,36 @@ async function startFixedTwinHost(root: string, port: number, settings: Record<s
     [...flags, host, '--app-root', appRoot, '--port', String(port), '--quiet-invocations'],
     { env: { ...process.env, ...settings, BENCH_FIXED_BODY: twinJson }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('listening')) resolve();
-    });
-    child.once('exit', () => reject(new Error('the fixed-twin host exited while starting')));
-  });
-  child.stdout.resume();
-  return {
-    pid: child.pid as number,
-    stop: async () => {
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       await exited;
-      rmSync(appRoot, { recursive: true, force: true });
-    },
+    }
+    rmSync(appRoot, { recursive: true, force: true });
   };
+  try {
+    await untilOutput(child, 'listening', 'the fixed-twin host');
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { pid: child.pid as number, stop };
+}
+
+/** Resolves when the child prints `text` on stdout; rejects when it exits first or after 30 s. */
+function untilOutput(child: ChildProcessByStdio<null, Readable, null>, text: string, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within 30 s`)), 30_000);
+    const onExit = () => reject(new Error(`${what} exited while starting`));
+    child.once('exit', onExit);
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (!chunk.toString().includes(text)) return;
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve();
+    });
+  });
 }
 
 function emptyPath(name: string, label: string): Omit<BenchPath, 'run' | 'accounted'> {

@@ -69,7 +69,7 @@ export class EventQueue implements EventSink {
 
   /**
    * Resolves when every event emitted so far was published or dropped, or after `timeoutMs` (a shutdown must not wait
-   * for the SDK's retries against an unreachable namespace) with false and a warning counting what was not sent.
+   * for the SDK's retries against an unreachable namespace) with false and a warning counting what still waits.
    */
   async drain(timeoutMs = Number.POSITIVE_INFINITY): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
@@ -83,7 +83,8 @@ export class EventQueue implements EventSink {
     const done = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
     if (!done) {
-      this.log.warn('twin events not sent before the drain timeout', { pending: this.queue.length, timeoutMs });
+      // `waiting` leaves out the send in flight, which may still succeed after the caller moved on.
+      this.log.warn('twin events still waiting at the drain timeout', { waiting: this.queue.length, timeoutMs });
     }
     return done;
   }

@@ -522,7 +522,8 @@ export class Lwm2mServer {
   /**
    * Runs a twin mutation after the device's previous one (per-device order), retrying transient store errors.
    * Resolves to whether the twin was written (false: the mutation changed nothing, the twin is gone, or the write
-   * failed). Never rejects: failures are logged.
+   * failed; also when a write landed but its reply was lost and the retry found nothing left to change, so the event
+   * that depends on it is lost: events are best effort). Never rejects: failures are logged.
    */
   private twinTask(deviceId: string, mutate: (twin: TwinDocument) => TwinDocument | undefined): Promise<boolean> {
     const previous = this.twinTasks.get(deviceId) ?? Promise.resolve(false);

@@ -30,7 +30,7 @@ async function main(): Promise<void> {
       process.exit(1);
     },
   });
-  const serviceBus = createServiceBusClient(config.serviceBus);
+  const serviceBus = createServiceBusClient(config.serviceBus, config.serviceBusTransport);
   const events = new ServiceBusEventPublisher(serviceBus.createSender(EVENTS_TOPIC));
   const connector = await startConnector({ store, readingsSink, events, config, log });
 

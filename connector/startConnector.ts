@@ -15,7 +15,7 @@ import { Lwm2mServer } from './lwm2mServer';
 import { ReadingsSink, ReadingsWriter, ReadingsWriterStats } from './readingsWriter';
 
 /** The config fields the connector itself uses (the Cosmos and Service Bus sections are for the composition root). */
-export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos' | 'serviceBus'>;
+export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos' | 'serviceBus' | 'serviceBusTransport'>;
 
 /** How long a stop waits for twin events still being sent (the disconnects it just wrote among them). */
 const EVENTS_DRAIN_TIMEOUT_MS = 5_000;
@@ -27,7 +27,7 @@ export interface ConnectorOptions {
   readingsSink?: ReadingsSink;
   /**
    * `twin-events`: deviceConnected, deviceDisconnected and notify-driven propertyFresh (default: none). Not closed by
-   * the connector; `close()` waits until the events emitted so far are sent.
+   * the connector; `close()` waits until the events emitted so far are sent, at most 5 s.
    */
   events?: EventPublisher;
   config: ConnectorSettings;

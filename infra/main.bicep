@@ -167,6 +167,7 @@ module firewall './app/firewall.bicep' = {
     firewallSubnetId: network.outputs.firewallSubnetId
     firewallManagementSubnetId: network.outputs.firewallManagementSubnetId
     connectorSubnetPrefix: network.outputs.connectorSubnetPrefix
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
   }
 }
 

@@ -64,6 +64,13 @@ export interface LocalStackOptions {
   pieces?: readonly PieceName[];
   /** Extra Node.js flags for one piece's process only (for example `--cpu-prof` on the Functions host). */
   nodeFlags?: Partial<Record<PieceName, readonly string[]>>;
+  /**
+   * Each piece in its own process group, so that a terminal's Ctrl-C reaches the launcher only and the launcher stops
+   * the pieces in order (the connector writes its disconnects while Cosmos is still up). The launcher must then stop
+   * them on every way out (`stop()`, or a kill from an exit handler with the processes `onSpawn` gave it). Default
+   * false: a test run's Ctrl-C reaches every piece at once, and nothing outlives it.
+   */
+  ownProcessGroups?: boolean;
   /** Called with each piece's process as it is spawned (benchmarks account CPU time per process). */
   onSpawn?: (piece: PieceName, child: ChildProcess) => void;
   log?: (line: string) => void;
@@ -107,6 +114,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const child = spawn(process.execPath, [...flags, script, ...args], {
       cwd: options.root,
       env: { ...process.env, ...settings },
+      detached: options.ownProcessGroups === true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     options.onSpawn?.(kind, child);

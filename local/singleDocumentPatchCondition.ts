@@ -41,9 +41,11 @@ const partitionModule = require('@vercel/cosmosdb-server/lib/utils/get-partition
 };
 
 const PREDICATE = /^\s*from\s+(\w+)\s+where\s+([\s\S]+)$/i;
-/** A Cosmos SQL string literal, in double or single quotes, with backslash escapes. */
-const STRING_LITERAL = /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g;
-const ESCAPES: Readonly<Record<string, string>> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+/**
+ * A string literal without escapes. Predicates with a backslash or a `--` comment anywhere are compiled as written
+ * instead (rare, and then nothing can be misread: an escaped quote or a quote inside a comment would shift the pairs).
+ */
+const PLAIN_STRING_LITERAL = /"[^"\\]*"|'[^'\\]*'/g;
 /** Compiled predicates by shape; cleared when full (a handful of shapes per property in practice). */
 const MAX_SHAPES = 512;
 const compiledShapes = new Map<string, ReturnType<typeof compileQuery>>();
@@ -54,37 +56,35 @@ export interface PredicateShape {
   parameters: { name: string; value: string }[];
 }
 
-/** `SELECT * FROM <alias> WHERE <where>` with its string literals taken out as parameters. */
-export function predicateShape(alias: string, where: string): PredicateShape {
+/**
+ * `SELECT * FROM <alias> WHERE <where>` with its string literals taken out as parameters; undefined for a predicate
+ * with a backslash or a comment, which is compiled as written.
+ */
+export function predicateShape(alias: string, where: string): PredicateShape | undefined {
+  if (where.includes('\\') || where.includes('--')) return undefined;
   const parameters: PredicateShape['parameters'] = [];
-  const shaped = where.replace(STRING_LITERAL, (literal) => {
+  const shaped = where.replace(PLAIN_STRING_LITERAL, (literal) => {
     const name = `@__literal${parameters.length}`;
-    parameters.push({ name, value: unquote(literal) });
+    parameters.push({ name, value: literal.slice(1, -1) });
     return name;
   });
   return { text: `SELECT * FROM ${alias} WHERE ${shaped}`, parameters };
 }
 
-function unquote(literal: string): string {
-  return literal
-    .slice(1, -1)
-    .replace(/\\(u[0-9a-fA-F]{4}|[\s\S])/g, (_, escape: string) =>
-      escape.length === 5 ? String.fromCharCode(parseInt(escape.slice(1), 16)) : (ESCAPES[escape] ?? escape),
-    );
-}
-
 /** Whether `where` holds for `document`; throws when the predicate does not parse. */
 function holdsFor(alias: string, where: string, document: Record<string, unknown>): boolean {
+  const asWritten = () =>
+    (compileQuery(`SELECT * FROM ${alias} WHERE ${where}`).exec([document]) as { result: unknown[] }).result.length > 0;
   const shape = predicateShape(alias, where);
+  if (!shape) return asWritten();
   let query = compiledShapes.get(shape.text);
   if (!query) {
     try {
-      query = compileQuery(shape.text);
-      void query.code; // parse now, so that a shape the parser refuses is not cached
+      query = compileQuery(shape.text); // parses; a shape the parser refuses is not cached
+      void query.code; // and translates, so that one the translator refuses is not cached either
     } catch {
       // A literal where the grammar takes no parameter (for example a property name in brackets): as written.
-      const literal = compileQuery(`SELECT * FROM ${alias} WHERE ${where}`);
-      return (literal.exec([document]) as { result: unknown[] }).result.length > 0;
+      return asWritten();
     }
     if (compiledShapes.size >= MAX_SHAPES) compiledShapes.clear();
     compiledShapes.set(shape.text, query);

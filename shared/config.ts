@@ -70,6 +70,9 @@ export interface JobsConfig {
   maxRetryDelaySeconds: number;
 }
 
+export const SERVICE_BUS_TRANSPORTS = ['amqp', 'amqpWebSockets'] as const;
+export type ServiceBusTransport = (typeof SERVICE_BUS_TRANSPORTS)[number];
+
 export interface ConnectorConfig {
   cosmos: CosmosConfig;
   /** Where the connector publishes twin events (the `twin-events` topic). */
@@ -103,6 +106,12 @@ export interface ConnectorConfig {
   maxConcurrentTwinWrites: number;
   /** `Connector__expirySweepMs`: how often registrations whose lifetime ran out are looked for (ms, default 1000). */
   expirySweepMs: number;
+  /**
+   * `Connector__serviceBusTransport`: `amqp` (default; TCP 5671, or the local endpoint's port) or `amqpWebSockets`
+   * (AMQP inside TLS WebSockets on 443). In Azure the connector's egress passes a firewall that can allow one
+   * namespace by host name only for TLS from the first byte, which AMQP's TLS upgrade on 5671 is not.
+   */
+  serviceBusTransport: ServiceBusTransport;
 }
 
 function required(env: Env, name: string): string {
@@ -126,6 +135,15 @@ function integer(env: Env, name: string, fallback: number, min = 0): number {
     throw new ConfigError(`App setting ${name} must be an integer >= ${min}; got "${raw}"`);
   }
   return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')}; got "${value}"`);
+  }
+  return value as T;
 }
 
 export function loadCosmosConfig(env: Env): CosmosConfig {
@@ -236,5 +254,6 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
     notifyBatchMs: integer(env, 'Connector__notifyBatchMs', 100),
     maxConcurrentTwinWrites: integer(env, 'Connector__maxConcurrentTwinWrites', 4, 1),
     expirySweepMs: integer(env, 'Connector__expirySweepMs', 1000, 1),
+    serviceBusTransport: oneOf(env, 'Connector__serviceBusTransport', SERVICE_BUS_TRANSPORTS, 'amqp'),
   };
 }

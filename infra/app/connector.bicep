@@ -90,6 +90,8 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
             { name: 'CosmosDb__databaseName', value: cosmosDatabaseName }
             { name: 'ServiceBusConnection__fullyQualifiedNamespace', value: serviceBusFullyQualifiedNamespace }
             { name: 'ServiceBusConnection__clientId', value: identityClientId }
+            // AMQP over WebSockets on 443: the only way through the firewall to one namespace by name (firewall.bicep).
+            { name: 'Connector__serviceBusTransport', value: 'amqpWebSockets' }
             { name: 'Connector__instanceId', value: containerGroupName }
             { name: 'Connector__coapPort', value: string(coapPort) }
             // IPv4 only (here and for the API): container groups in a virtual network have no IPv6.

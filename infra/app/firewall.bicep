@@ -9,6 +9,8 @@ param managementPublicIpName string
 param firewallSubnetId string
 param firewallManagementSubnetId string
 param connectorSubnetPrefix string
+@description('Host name of the Service Bus namespace the connector publishes twin events to.')
+param serviceBusFullyQualifiedNamespace string
 
 resource publicIp 'Microsoft.Network/publicIPAddresses@2024-05-01' = {
   name: publicIpName
@@ -81,21 +83,37 @@ resource egressRules 'Microsoft.Network/firewallPolicies/ruleCollectionGroups@20
             destinationPorts: ['443']
           }
           {
-            // Twin events: AMQP over TLS (5671); 443 for AMQP over WebSockets.
-            ruleType: 'NetworkRule'
-            name: 'service-bus-amqp'
-            ipProtocols: ['TCP']
-            sourceAddresses: [connectorSubnetPrefix]
-            destinationAddresses: ['ServiceBus']
-            destinationPorts: ['5671', '443']
-          }
-          {
             ruleType: 'NetworkRule'
             name: 'coap-to-devices'
             ipProtocols: ['UDP']
             sourceAddresses: [connectorSubnetPrefix]
             destinationAddresses: ['*']
             destinationPorts: ['*']
+          }
+        ]
+      }
+      {
+        // Twin events to our namespace only. The ServiceBus service tag covers Premium namespaces only, and the
+        // firewall matches a host name on TLS from the first byte (SNI), which AMQP's TLS upgrade on 5671 is not:
+        // so the connector runs AMQP over WebSockets on 443 (Connector__serviceBusTransport, connector.bicep).
+        ruleCollectionType: 'FirewallPolicyFilterRuleCollection'
+        name: 'connector-egress-fqdn'
+        priority: 210
+        action: {
+          type: 'Allow'
+        }
+        rules: [
+          {
+            ruleType: 'ApplicationRule'
+            name: 'service-bus-namespace'
+            protocols: [
+              {
+                protocolType: 'Https'
+                port: 443
+              }
+            ]
+            sourceAddresses: [connectorSubnetPrefix]
+            targetFqdns: [serviceBusFullyQualifiedNamespace]
           }
         ]
       }

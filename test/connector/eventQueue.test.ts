@@ -101,7 +101,7 @@ describe('EventQueue', () => {
     expect(warnings[0]).toMatchObject({ fields: { dropped: 2 } });
   });
 
-  it('gives up draining after the timeout, saying how many events were not sent', async () => {
+  it('gives up draining after the timeout, saying how many events still wait', async () => {
     const publisher = new ScriptedPublisher();
     const { log, warnings } = capturingLog();
     const queue = new EventQueue(publisher, { log, now: Date.now });
@@ -109,7 +109,7 @@ describe('EventQueue', () => {
     await publisher.started(1);
     queue.emit([event(2), event(3)]);
     await expect(queue.drain(20)).resolves.toBe(false);
-    expect(warnings).toEqual([expect.objectContaining({ fields: { pending: 2, timeoutMs: 20 } })]);
+    expect(warnings).toEqual([expect.objectContaining({ fields: { waiting: 2, timeoutMs: 20 } })]);
     await publisher.settleNext();
     await publisher.settleNext();
     await expect(queue.drain(1000)).resolves.toBe(true);

@@ -1,0 +1,35 @@
+/** The connector's configuration: what it requires, what it defaults, and what it refuses by name. */
+import { ConfigError, loadConnectorConfig } from '../../shared/config';
+
+const minimal = {
+  CosmosDb__accountEndpoint: 'https://cosmos.example:443/',
+  ServiceBusConnection__fullyQualifiedNamespace: 'ns.servicebus.windows.net',
+  Connector__apiKey: 'k',
+};
+
+describe('loadConnectorConfig', () => {
+  it('publishes events through the namespace with AMQP unless told otherwise', () => {
+    const config = loadConnectorConfig({ ...minimal, AZURE_CLIENT_ID: 'id-1' });
+    expect(config.serviceBus).toEqual({
+      connectionString: undefined,
+      fullyQualifiedNamespace: 'ns.servicebus.windows.net',
+      managedIdentityClientId: 'id-1',
+    });
+    expect(config.serviceBusTransport).toBe('amqp');
+    expect(
+      loadConnectorConfig({ ...minimal, Connector__serviceBusTransport: 'amqpWebSockets' }).serviceBusTransport,
+    ).toBe('amqpWebSockets');
+  });
+
+  it('names the missing Service Bus setting and a transport it does not know', () => {
+    const { ServiceBusConnection__fullyQualifiedNamespace: _, ...withoutServiceBus } = minimal;
+    expect(() => loadConnectorConfig(withoutServiceBus)).toThrow(
+      new ConfigError(
+        'Missing app setting ServiceBusConnection__fullyQualifiedNamespace (or ServiceBusConnection locally)',
+      ),
+    );
+    expect(() => loadConnectorConfig({ ...minimal, Connector__serviceBusTransport: 'http' })).toThrow(
+      'Connector__serviceBusTransport must be one of amqp, amqpWebSockets; got "http"',
+    );
+  });
+});
