@@ -231,9 +231,12 @@ export class CosmosTwinStore implements TwinStore {
     const time = JSON.stringify(reading.time);
     // The line break after `FROM c` is deliberate: the local server lower-cases predicates that start with
     // exactly "from c where" (breaking camelCase paths and ISO times) and takes any other form verbatim.
+    // The connection's lastActivityTime moves forward only: a twin whose activity is newer (or absent) goes the
+    // read-replace way, which takes the later of the two.
     const condition =
       `FROM c\nWHERE (IS_DEFINED(${p}) AND ${p}.supported = true AND ${p}.stale = false ` +
-      `AND (NOT IS_DEFINED(${p}.lastUpdatedTime) OR ${p}.lastUpdatedTime < ${time}))`;
+      `AND (NOT IS_DEFINED(${p}.lastUpdatedTime) OR ${p}.lastUpdatedTime < ${time}) ` +
+      `AND c.connection.lastActivityTime < ${time})`;
     const base = `/deviceProperties/${reading.name}`;
     const operations: PatchOperation[] = [
       { op: 'set', path: `${base}/value`, value: reading.value },
@@ -241,6 +244,7 @@ export class CosmosTwinStore implements TwinStore {
       { op: 'set', path: `${base}/source`, value: reading.source },
       { op: 'set', path: `${base}/staleSince`, value: null },
       { op: 'set', path: `${base}/staleReason`, value: null },
+      { op: 'set', path: '/connection/lastActivityTime', value: reading.time },
       { op: 'incr', path: '/version', value: 1 },
     ];
     try {

@@ -12,7 +12,7 @@ export interface Connection {
   state: ConnectionState;
   /** When the current state began. */
   since?: string;
-  /** Last register, update or notify received from the device. */
+  /** Last register, update, notify or deep-read answer received from the device (the newest written reading's time). */
   lastActivityTime?: string;
   /** Registration lifetime, seconds. */
   lifetime?: number;
@@ -157,8 +157,21 @@ export function applyReadings(
     changed.add(reading.name);
   }
   if (changed.size === 0) return { twin, changed: [], refreshed: [] };
-  const updated = { ...twin, deviceProperties, version: twin.version + 1 };
+  const updated = {
+    ...twin,
+    connection: withActivity(twin.connection, readings),
+    deviceProperties,
+    version: twin.version + 1,
+  };
   return { twin: withDerivedFields(updated, graceSeconds), changed: [...changed], refreshed: [...refreshed] };
+}
+
+/** The connection with `lastActivityTime` moved to the newest reading's time, if that is later (never backwards). */
+function withActivity(connection: Connection, readings: readonly Reading[]): Connection {
+  if (connection.state === 'never') return connection;
+  let newest = connection.lastActivityTime;
+  for (const reading of readings) if (newest === undefined || reading.time > newest) newest = reading.time;
+  return newest === connection.lastActivityTime ? connection : { ...connection, lastActivityTime: newest };
 }
 
 /** The moment a property turns stale, or undefined when it cannot (unsupported, never observed). */

@@ -56,6 +56,7 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     await store.create(newTwin('dev-c', {}, at(0)));
     await store.update('dev-c', (t) => ({
       ...t,
+      connection: { state: 'connected', since: at(0), lastActivityTime: at(0) },
       deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
     }));
     const fresh = await store.applyReadings('dev-c', [reading('batteryLevel', 80, at(10))], attrs);
@@ -64,6 +65,30 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     expect(older.changed).toEqual([]);
     const twin = await store.get('dev-c');
     expect(twin?.deviceProperties.batteryLevel).toMatchObject({ value: 80, lastUpdatedTime: at(10), stale: false });
+    expect(twin?.connection.lastActivityTime).toBe(at(10));
+  });
+
+  it("moves the connection's lastActivityTime forward with written readings, never back", async () => {
+    await store.create(newTwin('dev-act', {}, at(0)));
+    await store.update('dev-act', (t) => ({
+      ...t,
+      connection: { state: 'connected', since: at(0), lastActivityTime: at(20) },
+      deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
+    }));
+    // Newer than the property, older than the last Update: written (read + replace), activity kept.
+    const late = await store.applyReadings('dev-act', [reading('batteryLevel', 50, at(10))], attrs);
+    expect(late).toMatchObject({ changed: ['batteryLevel'], requests: 3 });
+    expect((await store.get('dev-act'))?.connection.lastActivityTime).toBe(at(20));
+    const next = await store.applyReadings('dev-act', [reading('batteryLevel', 51, at(30))], attrs);
+    expect(next).toMatchObject({ changed: ['batteryLevel'], requests: 1 });
+    const many = await store.applyReadingsMany(
+      [{ deviceId: 'dev-act', readings: [reading('batteryLevel', 52, at(40)), reading('memoryFree', 9, at(41))] }],
+      attrs,
+    );
+    expect(many.results[0].changed.sort()).toEqual(['batteryLevel', 'memoryFree']);
+    const twin = await store.get('dev-act');
+    expect(twin?.connection).toMatchObject({ state: 'connected', lastActivityTime: at(41) });
+    expect(twin?.deviceProperties.batteryLevel.value).toBe(52);
   });
 
   it('applies several readings at once, creating entries the twin lacked', async () => {

@@ -32,7 +32,7 @@ async function registered(
   await store.create(newTwin(deviceId, {}, at(0)));
   await store.update(deviceId, (twin) => ({
     ...twin,
-    connection: { state, since: at(0) },
+    connection: { state, since: at(0), lastActivityTime: at(0) },
     deviceProperties: properties,
   }));
 }

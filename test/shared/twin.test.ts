@@ -30,6 +30,24 @@ describe('twin rules', () => {
     expect(older.twin).toBe(twin);
   });
 
+  it("moves a connected twin's lastActivityTime to the newest written reading, never back, and leaves a never-connected one", () => {
+    const never = newTwin('d1', {}, at(0));
+    expect(applyReadings(never, [notify('batteryLevel', 1, at(5))], attrs, 93).twin.connection).toEqual({
+      state: 'never',
+    });
+    const connected = { ...never, connection: { state: 'connected' as const, since: at(0), lastActivityTime: at(20) } };
+    const late = applyReadings(connected, [notify('batteryLevel', 1, at(5))], attrs, 93);
+    expect(late.changed).toEqual(['batteryLevel']);
+    expect(late.twin.connection.lastActivityTime).toBe(at(20));
+    const both = applyReadings(
+      late.twin,
+      [notify('memoryFree', 2, at(30)), notify('batteryLevel', 3, at(25))],
+      attrs,
+      93,
+    );
+    expect(both.twin.connection.lastActivityTime).toBe(at(30));
+  });
+
   it('computes nextStaleAt as the earliest lastUpdated + pmax + grace, skipping unsupported and stale', () => {
     const twin = newTwin('d1', {}, at(0));
     twin.deviceProperties = {
