@@ -34,7 +34,7 @@ import { createCosmosClient } from '../shared/cosmosClient';
 import { openTwinsContainer } from '../shared/cosmosTwinStore';
 import { loadCosmosConfig } from '../shared/config';
 import { parseFlags } from '../local/flags';
-import { freePorts, PieceName, startLocalStack } from '../local/localStack';
+import { freePorts, PieceName, startLocalStack, workerArguments } from '../local/localStack';
 import { fmt, measureConcurrent, median, percentile, processCpuMs } from './stats';
 
 const CONCURRENCY = 16;
@@ -213,7 +213,7 @@ async function startFixedTwinHost(root: string, port: number, settings: Record<s
     path.join(appRoot, 'index.js'),
     `require(${JSON.stringify(path.join(root, 'dist', 'bench', 'emptyFunctionApp.js'))});\n`,
   );
-  const flags = (settings.languageWorkers__node__arguments ?? '').split(/\s+/).filter(Boolean);
+  const flags = workerArguments(settings);
   const host = path.join(root, 'dist', 'local', 'functionsHost', 'main.js');
   const child = spawn(
     process.execPath,

@@ -11,6 +11,7 @@ import { CatalogEntry, ObservationDefaults, PropertyValue, TWIN_PROPERTIES, obse
 import { DEVICE_ID_PATTERN } from '../shared/deviceId';
 import { TwinError } from '../shared/errors';
 import { TwinDocument, announcedProperties } from '../shared/twin';
+import { connectionEvent } from '../shared/twinEvents';
 import { TwinStore } from '../shared/twinStore';
 import {
   CoapCancelledError,
@@ -41,7 +42,6 @@ import { ContentFormat, decodePropertyValue, encodeTextValue } from './lwm2m/con
 import { RegistrationLinks, parseLinkFormat, registrationLinks } from './lwm2m/linkFormat';
 import { Lwm2mPayloadError } from './lwm2m/lwm2mPayloadError';
 import { UnsupportedVersionError, parseRegisterParams, parseUpdateParams } from './lwm2m/registrationParams';
-import { connectionEvent } from '../shared/twinEvents';
 import { EventSink, NO_EVENTS } from './eventQueue';
 import { Logger, ThrottledWarnings } from './logger';
 import { ReadingsWriter } from './readingsWriter';

@@ -271,7 +271,7 @@ function localSettings(input: {
 /** `languageWorkers__node__arguments`: extra arguments of the Node.js worker process, split on spaces. */
 const WORKER_ARGUMENTS = 'languageWorkers__node__arguments';
 
-function workerArguments(settings: Record<string, string>): string[] {
+export function workerArguments(settings: Record<string, string>): string[] {
   return (settings[WORKER_ARGUMENTS] ?? '').split(/\s+/).filter(Boolean);
 }
 

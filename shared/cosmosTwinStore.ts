@@ -220,8 +220,9 @@ export class CosmosTwinStore implements TwinStore {
 
   /**
    * The one-request path for a single reading: a patch that applies only if the twin has the property, it is
-   * supported and not stale (so `nextStaleAt` and `staleProperties` stay right without recomputing them), and
-   * what it holds is older. Anything else is `conditionFailed` and goes the read-replace way.
+   * supported and not stale (so `nextStaleAt` and `staleProperties` stay right without recomputing them), what it
+   * holds is older, and so is the connection's lastActivityTime. Anything else is `conditionFailed` and goes the
+   * read-replace way.
    */
   private async patchReading(deviceId: string, reading: Reading): Promise<'patched' | 'notFound' | 'conditionFailed'> {
     if (!findProperty(reading.name)) throw new Error(`Reading for unknown property ${reading.name}`);
