@@ -24,6 +24,7 @@ import {
   ackTimeoutMs,
   exchangeLifetimeMs,
   MAX_MESSAGE_SIZE,
+  MAX_OPTION_NUMBER,
   maxRetransmit,
   maxTransmitWaitMs,
   ResponseCode,
@@ -419,7 +420,7 @@ export class CoapEndpoint {
     const remote: RemoteAddress = { address: rinfo.address, port: rinfo.port };
     let packet: ParsedPacket;
     try {
-      packet = parse(datagram);
+      packet = parseStrictly(datagram);
     } catch (error) {
       this.counters.malformedDropped++;
       this.options.log(
@@ -555,6 +556,21 @@ const UNSUPPORTED_CRITICAL_OPTIONS = new Set([
   'OCF-Accept-Content-Format-Version',
   'OCF-Content-Format-Version',
 ]);
+
+/**
+ * `coap-packet`'s parse, plus the format error it lets through: option deltas summing past 65535 (RFC 7252 §3.1).
+ * The codec names options it does not know by their number, as a string, and every registered option is below that.
+ */
+function parseStrictly(datagram: Buffer): ParsedPacket {
+  const packet = parse(datagram);
+  for (const option of packet.options) {
+    const name = String(option.name);
+    if (/^\d+$/.test(name) && Number(name) > MAX_OPTION_NUMBER) {
+      throw new Error(`option number ${name} is past ${MAX_OPTION_NUMBER}`);
+    }
+  }
+  return packet;
+}
 
 function toIncomingRequest(packet: ParsedPacket, remote: RemoteAddress): IncomingRequest {
   const uriPath: string[] = [];

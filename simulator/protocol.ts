@@ -62,6 +62,8 @@ export const OBSERVE_DEREGISTER = 1;
 
 /** Largest CoAP message the simulator sends or accepts, in bytes (RFC 7252 §4.6: fits an IPv6 MTU). */
 export const MAX_MESSAGE_SIZE = 1152;
+/** Option numbers are 16-bit (RFC 7252 §12.2); option deltas summing past this are a message format error (§3.1). */
+export const MAX_OPTION_NUMBER = 0xffff;
 
 /** RFC 7252 ACK_TIMEOUT in ms: first retransmission timeout of a Confirmable message, before jitter. */
 export function ackTimeoutMs(): number {

@@ -30,6 +30,7 @@ import {
   decodeMessage,
   encodeEmpty,
   encodeMessage,
+  encodeWithin,
   formatCode,
   isRequestCode,
   isResponseCode,
@@ -443,6 +444,10 @@ export class CoapEndpoint {
     });
   }
 
+  /**
+   * The response datagram, at most MAX_MESSAGE_SIZE bytes: a diagnostic payload that does not fit is cut (the code
+   * stays), anything else that does not fit becomes 5.00 with no payload.
+   */
   private encodeResponse(request: CoapMessage, spec: ResponseSpec): Buffer {
     const piggybacked = request.type === MessageType.CON;
     const message: CoapMessage = {
@@ -453,9 +458,10 @@ export class CoapEndpoint {
       options: spec.options ?? [],
       payload: spec.payload ?? Buffer.alloc(0),
     };
-    const encoded = encodeMessage(message);
-    if (encoded.length <= MAX_MESSAGE_SIZE) return encoded;
-    return encodeMessage({ ...message, code: Code.INTERNAL_SERVER_ERROR, options: [], payload: Buffer.alloc(0) });
+    return (
+      encodeWithin(message, MAX_MESSAGE_SIZE) ??
+      encodeMessage({ ...message, code: Code.INTERNAL_SERVER_ERROR, options: [], payload: Buffer.alloc(0) })
+    );
   }
 
   private receiveResponse(message: CoapMessage, peer: Peer): void {

@@ -2,11 +2,11 @@
  * The CoAP message format (RFC 7252 §3): a strict decoder and an encoder.
  *
  * Strict means every message format error the RFC names is rejected with a `CoapFormatError` that says what is
- * wrong (reserved token lengths, an option running past the datagram, the reserved option nibble 15, a payload
- * marker with no payload, a non-empty "Empty" message), so nothing malformed reaches the layers above.
- * Options are numeric and kept in wire order (which is ascending by number).
+ * wrong (reserved token lengths, an option running past the datagram, the reserved option nibble 15, an option
+ * number past 65535, a payload marker with no payload, a non-empty "Empty" message), so nothing malformed reaches
+ * the layers above. Options are numeric and kept in wire order (which is ascending by number).
  */
-import { MAX_TOKEN_LENGTH } from './coapParameters';
+import { MAX_OPTION_EXTENDED_VALUE, MAX_OPTION_NUMBER, MAX_TOKEN_LENGTH } from './coapParameters';
 
 /** Message types (§3: 2-bit T field). */
 export const MessageType = { CON: 0, NON: 1, ACK: 2, RST: 3 } as const;
@@ -150,6 +150,9 @@ export function decodeMessage(datagram: Buffer): CoapMessage {
     [delta, offset] = extended(datagram, delta, offset, header);
     [length, offset] = extended(datagram, length, offset, header);
     number += delta;
+    if (number > MAX_OPTION_NUMBER) {
+      throw new CoapFormatError(`option number ${number} is past ${MAX_OPTION_NUMBER}`, header);
+    }
     if (offset + length > datagram.length) {
       throw new CoapFormatError(`option ${number} (${length} bytes) runs past the end of the datagram`, header);
     }
@@ -172,27 +175,81 @@ function extended(
   return nibble === 13 ? [datagram[offset] + 13, offset + 1] : [datagram.readUInt16BE(offset) + 269, offset + 2];
 }
 
-/** Encodes a message. Options are sorted by number (stable, so repeated options keep their order). */
+/**
+ * Encodes a message. Options are sorted by number (stable, so repeated options keep their order). Throws a
+ * `RangeError` for what the format cannot carry: a token over 8 bytes, an option number outside 0-65535, an option
+ * value over 65804 bytes.
+ */
 export function encodeMessage(message: CoapMessage): Buffer {
+  const options = [...message.options].sort((a, b) => a.number - b.number);
+  return encodeSorted(message, options, encodedSize(message, options));
+}
+
+/**
+ * Encodes a response in at most `maxSize` bytes (below 65804), or returns undefined when it cannot fit. Only a
+ * diagnostic payload (`isDiagnosticPayload`) is shortened to fit, cut at a UTF-8 character boundary; any other part
+ * that is too big means undefined. Throws for a token over 8 bytes or an option number outside 0-65535.
+ */
+export function encodeWithin(message: CoapMessage, maxSize: number): Buffer | undefined {
+  const options = [...message.options].sort((a, b) => a.number - b.number);
+  const size = encodedSize(message, options);
+  if (size <= maxSize) return encodeSorted(message, options, size);
+  if (!isDiagnosticPayload(message)) return undefined;
+  const payload = utf8Prefix(message.payload, message.payload.length - (size - maxSize));
+  const shortened = { ...message, payload };
+  const shortenedSize = encodedSize(shortened, options);
+  return shortenedSize <= maxSize ? encodeSorted(shortened, options, shortenedSize) : undefined;
+}
+
+/**
+ * Whether the payload is a diagnostic message (§5.5.2): a client or server error (4.xx, 5.xx) without a
+ * Content-Format option carries human-readable UTF-8 text, which may be cut without changing the response's meaning.
+ */
+export function isDiagnosticPayload(message: CoapMessage): boolean {
+  const cls = codeClass(message.code);
+  return (cls === 4 || cls === 5) && !message.options.some((o) => o.number === OptionNumber.CONTENT_FORMAT);
+}
+
+/** The longest prefix of UTF-8 `text` of at most `maxBytes` bytes that ends at a character boundary. */
+function utf8Prefix(text: Buffer, maxBytes: number): Buffer {
+  if (maxBytes >= text.length) return text;
+  let end = Math.max(0, maxBytes);
+  // A continuation byte (10xxxxxx) at the cut means the cut splits a character: back off to its first byte.
+  while (end > 0 && (text[end] & 0xc0) === 0x80) end--;
+  return text.subarray(0, end);
+}
+
+/** The encoded size of a message whose options are sorted by number; throws for a bad token or option number. */
+function encodedSize(message: CoapMessage, options: readonly CoapOption[]): number {
   const { token, payload } = message;
   if (token.length > MAX_TOKEN_LENGTH) throw new RangeError(`token of ${token.length} bytes exceeds 8`);
-  const options = [...message.options].sort((a, b) => a.number - b.number);
   let size = 4 + token.length + (payload.length > 0 ? 1 + payload.length : 0);
   let previous = 0;
   for (const option of options) {
+    if (!Number.isInteger(option.number) || option.number < 0 || option.number > MAX_OPTION_NUMBER) {
+      throw new RangeError(`option number ${option.number} is outside 0-${MAX_OPTION_NUMBER}`);
+    }
     size += 1 + extensionSize(option.number - previous) + extensionSize(option.value.length) + option.value.length;
     previous = option.number;
   }
+  return size;
+}
+
+function encodeSorted(message: CoapMessage, options: readonly CoapOption[], size: number): Buffer {
+  const { token, payload } = message;
   const buffer = Buffer.allocUnsafe(size);
   buffer[0] = 0x40 | (message.type << 4) | token.length;
   buffer[1] = message.code;
   buffer.writeUInt16BE(message.messageId, 2);
   token.copy(buffer, 4);
   let offset = 4 + token.length;
-  previous = 0;
+  let previous = 0;
   for (const option of options) {
     const delta = option.number - previous;
     const length = option.value.length;
+    if (length > MAX_OPTION_EXTENDED_VALUE) {
+      throw new RangeError(`option ${option.number} value of ${length} bytes is too long to encode`);
+    }
     buffer[offset++] = (nibble(delta) << 4) | nibble(length);
     offset = writeExtension(buffer, offset, delta);
     offset = writeExtension(buffer, offset, length);

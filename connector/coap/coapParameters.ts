@@ -39,6 +39,13 @@ export const NON_LIFETIME_MS = MAX_TRANSMIT_SPAN_MS + MAX_LATENCY_MS;
 export const MAX_MESSAGE_SIZE = 1152;
 /** Tokens are 0 to 8 bytes; lengths 9-15 are reserved and a message format error (§3). */
 export const MAX_TOKEN_LENGTH = 8;
+/**
+ * Option numbers are 16-bit (§12.2: the registry spans 0-65535). Deltas are summed (§3.1), and the largest delta,
+ * 269 + 0xFFFF, can carry the sum past this: a message whose options do is a message format error.
+ */
+export const MAX_OPTION_NUMBER = 0xffff;
+/** The largest option delta or length the format can express (§3.1: nibble 14 + a 16-bit extension = 269 + 65535). */
+export const MAX_OPTION_EXTENDED_VALUE = 269 + 0xffff;
 /** The message ID space (§3: 16 bits). */
 export const MESSAGE_ID_MODULUS = 2 ** 16;
 

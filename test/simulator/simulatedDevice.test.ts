@@ -446,6 +446,12 @@ describe('simulated device: network behaviour', () => {
     server.sendRaw(device.port, bad);
     await server.waitFor(() => server.received.some((r) => r.packet.messageId === 9 && r.packet.ack), 'a 4.02');
     expect(server.received.find((r) => r.packet.messageId === 9 && r.packet.ack)?.packet.code).toBe('4.02');
+    // Uri-Path "3", then delta 14 with extension 0xfef5: 11 + 269 + 65269 = option 65549, past the 16-bit range.
+    const malformed = device.counters.malformedDropped;
+    server.sendRaw(device.port, Buffer.from('4101000a01b133e0fef5', 'hex'));
+    await settle(100);
+    expect(device.counters.malformedDropped).toBe(malformed + 1);
+    expect(server.received.some((r) => r.packet.messageId === 10)).toBe(false);
     expect((await server.request(device.port, { method: 'GET', path: '/3/0/9' })).code).toBe('2.05');
     expect(device.isRegistered).toBe(true);
   });

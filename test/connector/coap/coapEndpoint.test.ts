@@ -19,6 +19,7 @@ import {
   encodeEmpty,
   encodeMessage,
   stringOption,
+  uintOption,
 } from '../../../connector/coap/coapMessage';
 import { silentLogger } from '../../../connector/logger';
 
@@ -202,5 +203,83 @@ describe('CoAP endpoint message layer', () => {
     const resets = peer.arrivals.filter((a) => a.message.type === MessageType.RST).map((a) => a.message.messageId);
     expect(resets).toEqual([0x0102, 0x0103]);
     expect(endpoint.stats.malformed).toBe(1);
+  });
+
+  it('answers a Confirmable request with an option number past 65535 with RST (a message format error)', async () => {
+    // Uri-Path (11), then delta 14 with extension 0xfef6: 11 + 269 + 65270 = option 65550.
+    peer.send(Buffer.from('40 02 05 06 b2 7264 e0 fef6'.replace(/ /g, ''), 'hex'), endpoint.port);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(peer.arrivals.map((a) => [a.message.type, a.message.messageId])).toEqual([[MessageType.RST, 0x0506]]);
+    expect(endpoint.stats.malformed).toBe(1);
+    expect(handled).toHaveLength(0);
+  });
+});
+
+describe('CoAP endpoint responses within MAX_MESSAGE_SIZE (1152 bytes)', () => {
+  let endpoint: CoapEndpoint;
+  let peer: RawPeer;
+  const datagrams: Buffer[] = [];
+
+  beforeEach(async () => {
+    datagrams.length = 0;
+    endpoint = await CoapEndpoint.bind('127.0.0.1', 0, {
+      log: silentLogger,
+      now: Date.now,
+      // Echoes the request in its answer, as a server's diagnostics do ("no resource /...").
+      onRequest: async (request) => {
+        const path = request.options.filter((o) => o.number === OptionNumber.URI_PATH).map((o) => o.value);
+        const echo = Buffer.concat([Buffer.from('no resource /'), ...path]);
+        const [kind] = path.map(String);
+        if (kind === 'content') return { code: Code.CONTENT, payload: echo };
+        if (kind === 'formatted') {
+          return { code: Code.NOT_FOUND, options: [uintOption(OptionNumber.CONTENT_FORMAT, 0)], payload: echo };
+        }
+        return { code: Code.NOT_FOUND, payload: echo };
+      },
+    });
+    peer = await RawPeer.start();
+    peer.socket.on('message', (datagram) => datagrams.push(datagram));
+  });
+  afterEach(async () => {
+    await endpoint.close();
+    await peer.close();
+  });
+
+  const ask = async (segments: string[]): Promise<CoapMessage> => {
+    const messageId = 100 + datagrams.length;
+    peer.send(
+      encodeMessage({
+        type: MessageType.CON,
+        code: Code.GET,
+        messageId,
+        token: Buffer.from([1, 2]),
+        options: segments.map((s) => stringOption(OptionNumber.URI_PATH, s)),
+        payload: Buffer.alloc(0),
+      }),
+      endpoint.port,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const arrival = peer.arrivals.find((a) => a.message.messageId === messageId);
+    if (!arrival) throw new Error(`no response to ${messageId}`);
+    return arrival.message;
+  };
+
+  it('keeps a client error whose echoed diagnostic is too long, cutting the diagnostic to fit', async () => {
+    const response = await ask(Array.from({ length: 600 }, () => 'é'));
+    expect(response.code).toBe(Code.NOT_FOUND);
+    expect(datagrams.at(-1)?.length).toBeLessThanOrEqual(1152);
+    expect(datagrams.at(-1)?.length).toBeGreaterThan(1140);
+    const diagnostic = new TextDecoder('utf-8', { fatal: true }).decode(response.payload);
+    expect(diagnostic).toMatch(/^no resource \/(é)+$/);
+  });
+
+  it('still answers 5.00 with no payload when a success or a formatted payload is too big', async () => {
+    const long = Array.from({ length: 600 }, () => 'xx');
+    for (const first of ['content', 'formatted']) {
+      const response = await ask([first, ...long]);
+      expect(response.code).toBe(Code.INTERNAL_SERVER_ERROR);
+      expect(response.options).toEqual([]);
+      expect(response.payload.length).toBe(0);
+    }
   });
 });

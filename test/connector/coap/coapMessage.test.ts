@@ -5,6 +5,7 @@ import {
   OptionNumber,
   decodeMessage,
   encodeMessage,
+  encodeWithin,
   formatCode,
   readStringOptions,
   readUintOption,
@@ -61,6 +62,10 @@ describe('CoAP message codec (RFC 7252 §3)', () => {
     ['runs past the end of the datagram', '40 01 00 01 b5 7264'],
     ['option header runs past the end', '40 01 00 01 d1'],
     ['payload marker followed by no payload', '40 01 00 01 ff'],
+    // Delta 14 with extension 0xfef3: 269 + 65267 = option number 65536.
+    ['option number 65536 is past 65535', '40 01 00 01 e0 fef3'],
+    // Option 65535 (allowed), then a delta of 1 carries the sum past the 16-bit range.
+    ['number 65536 is past', '40 01 00 01 e0 fef2 10'],
   ])('rejects a datagram whose %s', (reason, hex) => {
     const bytes = Buffer.from(hex.replace(/ /g, ''), 'hex');
     expect(() => decodeMessage(bytes)).toThrow(CoapFormatError);
@@ -74,5 +79,53 @@ describe('CoAP message codec (RFC 7252 §3)', () => {
     } catch (error) {
       expect((error as CoapFormatError).header).toEqual({ type: MessageType.CON, messageId: 0x1234 });
     }
+  });
+
+  it('accepts option number 65535 and refuses to encode 65536', () => {
+    const decoded = decodeMessage(Buffer.from('40 01 00 01 e0 fef2'.replace(/ /g, ''), 'hex'));
+    expect(decoded.options.map((o) => o.number)).toEqual([65535]);
+    const message = { ...decoded, options: [{ number: 65536, value: Buffer.alloc(0) }] };
+    expect(() => encodeMessage(message)).toThrow(RangeError);
+  });
+});
+
+describe('responses within a message size (RFC 7252 §4.6, §5.5.2)', () => {
+  const response = (code: number, payload: string, options = [stringOption(OptionNumber.LOCATION_PATH, 'rd')]) => ({
+    type: MessageType.ACK,
+    code,
+    messageId: 7,
+    token: Buffer.from([1, 2, 3, 4]),
+    options,
+    payload: Buffer.from(payload),
+  });
+
+  it('encodes a response that fits as it is', () => {
+    const message = response(Code.NOT_FOUND, 'no resource /x');
+    expect(encodeWithin(message, 1152)).toEqual(encodeMessage(message));
+  });
+
+  it('cuts an error diagnostic to fit, at a UTF-8 character boundary, keeping the code', () => {
+    // 'é' is 2 bytes and '€' is 3: a cut at any byte count must never split one.
+    const text = 'é€'.repeat(400);
+    for (const maxSize of [100, 101, 102, 103, 104, 1152]) {
+      const encoded = encodeWithin(response(Code.BAD_REQUEST, text), maxSize) as Buffer;
+      expect(encoded.length).toBeLessThanOrEqual(maxSize);
+      expect(encoded.length).toBeGreaterThan(maxSize - 3);
+      const decoded = decodeMessage(encoded);
+      expect(decoded.code).toBe(Code.BAD_REQUEST);
+      expect(readStringOptions(decoded, OptionNumber.LOCATION_PATH)).toEqual(['rd']);
+      const diagnostic = new TextDecoder('utf-8', { fatal: true }).decode(decoded.payload);
+      expect(text.startsWith(diagnostic)).toBe(true);
+    }
+  });
+
+  it('does not cut a success payload, a payload with a Content-Format, or options that alone are too big', () => {
+    expect(encodeWithin(response(Code.CONTENT, 'x'.repeat(2000)), 1152)).toBeUndefined();
+    const formatted = response(Code.BAD_REQUEST, 'x'.repeat(2000), [uintOption(OptionNumber.CONTENT_FORMAT, 0)]);
+    expect(encodeWithin(formatted, 1152)).toBeUndefined();
+    const longPath = response(Code.NOT_FOUND, 'no resource', [
+      stringOption(OptionNumber.LOCATION_PATH, 'p'.repeat(1200)),
+    ]);
+    expect(encodeWithin(longPath, 1152)).toBeUndefined();
   });
 });
