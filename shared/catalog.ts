@@ -26,7 +26,7 @@ export interface CatalogEntry {
   /** Inclusive integer range, when the type is bounded. */
   readonly min?: number;
   readonly max?: number;
-  /** Maximum length in characters, for strings. */
+  /** Maximum length in characters: every string entry has one (`MAX_STRING_LENGTH` unless it says less). */
   readonly maxLength?: number;
   /** A format a string must match, with the message that names it. */
   readonly pattern?: { readonly regex: RegExp; readonly description: string };
@@ -48,6 +48,13 @@ interface EntrySpec {
 /** The LwM2M limit on 32-bit signed integers (TLV integer resources used here fit in 4 bytes). */
 const INT32_MAX = 2_147_483_647;
 
+/**
+ * Longest string a string property may hold, characters, unless its entry says less. LwM2M object 5 bounds the
+ * package URI to 255 bytes; objects 1 and 3 give their strings no bound, so the twin takes the same one: it keeps
+ * a device from filling its twin (a notify and a deep read over it are refused, like a write).
+ */
+export const MAX_STRING_LENGTH = 255;
+
 function entry(name: string, path: string, ops: Ops, spec: EntrySpec = {}): CatalogEntry {
   const [objectId, instanceId, resourceId] = path.split('/').slice(1).map(Number);
   const executable = ops === 'E';
@@ -64,7 +71,7 @@ function entry(name: string, path: string, ops: Ops, spec: EntrySpec = {}): Cata
     propertyClass: spec.propertyClass ?? (objectId === 5 ? 'firmwareUpdate' : objectId === 1 ? 'server' : 'device'),
     ...(spec.min !== undefined && { min: spec.min }),
     ...(spec.max !== undefined && { max: spec.max }),
-    ...(spec.maxLength !== undefined && { maxLength: spec.maxLength }),
+    ...((spec.type ?? 'string') === 'string' && !executable && { maxLength: spec.maxLength ?? MAX_STRING_LENGTH }),
     ...(spec.pattern && { pattern: spec.pattern }),
     ...(spec.unit && { unit: spec.unit }),
   });
@@ -90,7 +97,7 @@ export const CATALOG: readonly CatalogEntry[] = Object.freeze([
   entry('hardwareVersion', '/3/0/18', 'R'),
   entry('batteryStatus', '/3/0/20', 'R', { type: 'integer', min: 0, max: 6 }),
   entry('memoryTotal', '/3/0/21', 'R', { type: 'integer', min: 0, max: INT32_MAX, unit: 'KB' }),
-  entry('firmwarePackageUri', '/5/0/1', 'W', { maxLength: 255 }),
+  entry('firmwarePackageUri', '/5/0/1', 'W', { maxLength: 255 }), // LwM2M: 0-255 bytes
   entry('firmwareUpdate', '/5/0/2', 'E'),
   entry('firmwareUpdateState', '/5/0/3', 'R', { type: 'integer', min: 0, max: 3 }),
   entry('firmwareUpdateResult', '/5/0/5', 'R', { type: 'integer', min: 0, max: 9 }),
@@ -142,7 +149,8 @@ export type PropertyValue = string | number;
 export type ValueCheck = { ok: true; value: PropertyValue } | { ok: false; reason: string };
 
 /**
- * Checks a value from an API caller against the entry's type and range.
+ * Checks a value against the entry's type and range: the one rule for values written by API callers and for
+ * readings from devices (notifies and deep reads are refused when they fail it).
  * The reason names the property and what was expected, for a 400 that tells the caller what to fix.
  */
 export function validateValue(entry: CatalogEntry, value: unknown): ValueCheck {

@@ -8,6 +8,7 @@ export const ERRORS = {
   InvalidRequest: { status: 400, title: 'Invalid request' },
   InvalidJson: { status: 400, title: 'Malformed JSON body' },
   InvalidQuery: { status: 400, title: 'Invalid query' },
+  InvalidContinuation: { status: 400, title: 'Continuation token not valid' },
   InvalidValue: { status: 400, title: 'Invalid property value' },
   Unauthorized: { status: 401, title: 'Missing or wrong key' },
   DeviceNotFound: { status: 404, title: 'Device not provisioned' },

@@ -3,6 +3,7 @@
  * `GET /api/devices/{deviceId}/jobs`, `DELETE /api/jobs/{jobId}`). Handlers parse and map; the rules live here.
  */
 import { JOBS_TTL_SECONDS } from './constants';
+import { toContinuationError, validateContinuationToken } from './continuationToken';
 import { validateDeviceId } from './deviceId';
 import { TwinError } from './errors';
 import { JobDocument, jobRequestOf, newJob, parseJobRequest, sameJobRequest, toJobMessage, validateJobId } from './job';
@@ -105,17 +106,13 @@ export async function listDeviceJobs(
       field: 'pageSize',
     });
   }
-  const token = continuation ?? params.get('continuation') ?? undefined;
+  // An empty token is no token (the first page), as the store treats it.
+  const token = continuation || params.get('continuation') || undefined;
+  if (token !== undefined) validateContinuationToken(token);
   try {
     return await jobs.listByDevice(deviceId, pageSize, token);
   } catch (error) {
-    const status = (error as { code?: unknown }).code;
-    if (token !== undefined && (status === 400 || error instanceof SyntaxError)) {
-      throw new TwinError('InvalidQuery', 'The continuation token is not valid for this list', {
-        field: 'continuation',
-      });
-    }
-    throw error;
+    throw toContinuationError(error, token);
   }
 }
 

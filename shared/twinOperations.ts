@@ -2,10 +2,11 @@
  * The twin operations behind the HTTP API. Handlers parse and map; every rule lives here or below.
  */
 import { CATALOG_NAMES, TWIN_PROPERTIES, findProperty } from './catalog';
+import { toContinuationError, validateContinuationToken } from './continuationToken';
 import { validateDeviceId } from './deviceId';
 import { TwinError } from './errors';
 import { DeviceProperty, TwinDocument, newTwin } from './twin';
-import { applyTwinPatch, parseTwinPatch } from './twinPatch';
+import { applyTwinPatch, checkContentSize, parseTwinPatch } from './twinPatch';
 import { parseTwinQuery } from './twinQuery';
 import { TwinPage, TwinStore } from './twinStore';
 
@@ -20,7 +21,9 @@ export async function provisionDevice(
 ): Promise<{ twin: TwinDocument; created: boolean }> {
   validateDeviceId(deviceId);
   const init = parseTwinPatch(body ?? {}, { allowNull: false });
-  return store.create(newTwin(deviceId, init, now));
+  const twin = newTwin(deviceId, init, now);
+  checkContentSize(twin, init);
+  return store.create(twin);
 }
 
 export async function deprovisionDevice(store: TwinStore, deviceId: string): Promise<void> {
@@ -87,19 +90,13 @@ export async function queryTwins(store: TwinStore, params: URLSearchParams, cont
       field: 'pageSize',
     });
   }
+  // An empty token is no token (the first page), as the store treats it.
+  const token = continuation || params.get('continuation') || undefined;
+  if (token !== undefined) validateContinuationToken(token);
   try {
-    return await store.query(query, pageSize, continuation ?? params.get('continuation') ?? undefined);
+    return await store.query(query, pageSize, token);
   } catch (error) {
-    // A continuation token the store cannot parse is the caller's error, not ours.
-    if (continuation !== undefined || params.has('continuation')) {
-      const status = (error as { code?: unknown }).code;
-      if (status === 400 || error instanceof SyntaxError) {
-        throw new TwinError('InvalidQuery', 'The continuation token is not valid for this query', {
-          field: 'continuation',
-        });
-      }
-    }
-    throw error;
+    throw toContinuationError(error, token);
   }
 }
 

@@ -16,6 +16,14 @@ export interface TwinPatch {
 export const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 export const MAX_TAGS = 64;
 export const MAX_SERVICE_PROPERTIES = 128;
+/** Largest tag or service property value, bytes: a string's UTF-8 length (numbers and booleans are always less). */
+export const MAX_VALUE_BYTES = 8 * 1024;
+/**
+ * Largest the tags and service properties of one twin may be together, bytes of their UTF-8 JSON as stored (names
+ * and the service properties' timestamps included). Keeps a twin far below Cosmos' 2 MB item limit, past which
+ * every write to it, notifies included, would fail.
+ */
+export const MAX_CONTENT_BYTES = 64 * 1024;
 
 const PATCHABLE = new Set(['tags', 'serviceProperties']);
 
@@ -69,6 +77,13 @@ export function parseTwinPatch(body: unknown, options: { allowNull: boolean } = 
       if (typeof entry === 'number' && !Number.isFinite(entry)) {
         throw new TwinError('InvalidRequest', `${field} must be a finite number`, { field });
       }
+      if (typeof entry === 'string' && Buffer.byteLength(entry, 'utf8') > MAX_VALUE_BYTES) {
+        throw new TwinError(
+          'InvalidRequest',
+          `${field} has ${Buffer.byteLength(entry, 'utf8')} bytes; a value holds at most ${MAX_VALUE_BYTES}`,
+          { field },
+        );
+      }
       (patch[section] as Record<string, unknown>)[name] = entry;
     }
   }
@@ -79,7 +94,7 @@ function isPlainValue(value: unknown): boolean {
   return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
 }
 
-/** The twin after the patch; each changed service property is stamped with `now`. */
+/** The twin after the patch; each changed service property is stamped with `now`. Enforces the twin's limits. */
 export function applyTwinPatch(twin: TwinDocument, patch: TwinPatch, now: string): TwinDocument {
   const tags = { ...twin.tags };
   for (const [name, value] of Object.entries(patch.tags)) {
@@ -99,5 +114,31 @@ export function applyTwinPatch(twin: TwinDocument, patch: TwinPatch, now: string
       field: 'serviceProperties',
     });
   }
-  return { ...twin, tags, serviceProperties };
+  const patched = { ...twin, tags, serviceProperties };
+  checkContentSize(patched, patch, twin);
+  return patched;
+}
+
+type TwinContent = Pick<TwinDocument, 'tags' | 'serviceProperties'>;
+
+function contentBytes(twin: TwinContent): number {
+  return Buffer.byteLength(JSON.stringify({ tags: twin.tags, serviceProperties: twin.serviceProperties }), 'utf8');
+}
+
+/**
+ * Refuses (400 `InvalidRequest`) a twin whose tags and service properties exceed `MAX_CONTENT_BYTES` together,
+ * naming the section `patch` adds to (the larger one when it adds to both). A twin that was already over the limit
+ * (`before`, stored before the limit existed) may still be patched as long as the patch does not grow it.
+ */
+export function checkContentSize(twin: TwinContent, patch: Partial<TwinPatch>, before?: TwinContent): void {
+  const bytes = contentBytes(twin);
+  if (bytes <= MAX_CONTENT_BYTES || (before !== undefined && bytes <= contentBytes(before))) return;
+  const touched = (['tags', 'serviceProperties'] as const).filter((s) => Object.keys(patch[s] ?? {}).length > 0);
+  const size = (section: 'tags' | 'serviceProperties') => Buffer.byteLength(JSON.stringify(twin[section]), 'utf8');
+  const field = touched.sort((a, b) => size(b) - size(a))[0] ?? 'tags';
+  throw new TwinError(
+    'InvalidRequest',
+    `tags and serviceProperties would take ${bytes} bytes; a twin holds at most ${MAX_CONTENT_BYTES}`,
+    { field },
+  );
 }

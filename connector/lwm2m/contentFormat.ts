@@ -2,7 +2,7 @@
  * LwM2M content formats: which the connector reads, and how a payload becomes typed property values.
  */
 import { ContentFormat } from '../../shared/coapContentFormat';
-import { CatalogEntry, PropertyValue } from '../../shared/catalog';
+import { CatalogEntry, PropertyValue, validateValue } from '../../shared/catalog';
 import { decodeLwm2mJson } from './lwm2mJson';
 import { Lwm2mPayloadError } from './lwm2mPayloadError';
 import { Lwm2mValue, ResourceValue } from './resourceValue';
@@ -45,7 +45,11 @@ export function decodePayload(format: number | undefined, payload: Buffer, reque
   }
 }
 
-/** The value of `entry` in a payload, typed by the catalog; throws when absent or of the wrong type. */
+/**
+ * The value of `entry` in a payload, typed by the catalog and checked by its rules (`validateValue`, the rule writes
+ * follow: range, string length, format). Throws `Lwm2mPayloadError` naming the property when the value is absent,
+ * of the wrong type or outside the rules, so a notify or deep-read answer that breaks them is refused, never stored.
+ */
 export function decodePropertyValue(
   entry: CatalogEntry,
   format: number | undefined,
@@ -54,7 +58,9 @@ export function decodePropertyValue(
 ): PropertyValue {
   const found = decodePayload(format, payload, requestPath).find((v) => v.path === requestPath);
   if (!found) throw new Lwm2mPayloadError(`payload has no value for ${requestPath}`);
-  return toPropertyValue(entry, found.value);
+  const check = validateValue(entry, toPropertyValue(entry, found.value));
+  if (!check.ok) throw new Lwm2mPayloadError(`${check.reason} (${entry.path})`);
+  return check.value;
 }
 
 /** Types a raw value by the catalog entry: integers and times as safe integers, strings as text. */

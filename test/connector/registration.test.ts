@@ -152,7 +152,9 @@ describe('connector registration interface and sync', () => {
     await harness.waitForTwin('dev-batch', (t) => t.deviceProperties.memoryTotal?.value === 64);
     await harness.connector.flush();
     const before = harness.connector.stats().readings;
-    paths.forEach((path, i) => d.notify(path, { payload: Buffer.from(String(10 + i)), sequence: 100 }));
+    // batteryStatus (/3/0/20) is 0-6 in the catalog: 3 there.
+    const values = [10, 11, 12, 3, 14];
+    paths.forEach((path, i) => d.notify(path, { payload: Buffer.from(String(values[i])), sequence: 100 }));
     const twin = await harness.waitForTwin('dev-batch', (t) => t.deviceProperties.memoryTotal?.value === 14);
     const after = harness.connector.stats().readings;
     expect(after.persisted - before.persisted).toBe(5);

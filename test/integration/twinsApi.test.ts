@@ -207,3 +207,21 @@ describe('GET /twins (query)', () => {
     }
   });
 });
+
+describe('limits and continuation tokens', () => {
+  it('refuses a 60 KB tag with 400 naming it, and a garbage continuation token with 400 InvalidContinuation', async () => {
+    const id = uniqueDeviceId('limit');
+    await api('PUT', `/devices/${id}`);
+    const big = await api('PATCH', `/twins/${id}`, { body: { tags: { blob: 'x'.repeat(60 * 1024) } } });
+    expect(big).toMatchObject({ status: 400, body: { code: 'InvalidRequest', field: 'tags.blob' } });
+    expect(((await api('GET', `/twins/${id}`)).body as { version: number }).version).toBe(1);
+
+    for (const headers of [{ 'x-ms-continuation': 'garbage' }, undefined]) {
+      const route = headers ? '/twins?pageSize=1' : '/twins?pageSize=1&continuation=garbage';
+      const response = await api('GET', route, { headers });
+      expect(response).toMatchObject({ status: 400, body: { code: 'InvalidContinuation', field: 'continuation' } });
+      const jobs = await api('GET', `/devices/${id}/jobs${headers ? '' : '?continuation=garbage'}`, { headers });
+      expect(jobs).toMatchObject({ status: 400, body: { code: 'InvalidContinuation', field: 'continuation' } });
+    }
+  });
+});

@@ -1,4 +1,11 @@
-import { CATALOG, TWIN_PROPERTIES, findProperty, findPropertyByPath, validateValue } from '../../shared/catalog';
+import {
+  CATALOG,
+  MAX_STRING_LENGTH,
+  TWIN_PROPERTIES,
+  findProperty,
+  findPropertyByPath,
+  validateValue,
+} from '../../shared/catalog';
 
 describe('the property catalog', () => {
   it('has every resource of the design once, by name and by path', () => {
@@ -16,6 +23,18 @@ describe('the property catalog', () => {
     expect(names).not.toContain('firmwarePackageUri');
     expect(findProperty('firmwareUpdateState')?.propertyClass).toBe('firmwareUpdate');
     expect(findProperty('registrationLifetime')?.propertyClass).toBe('server');
+  });
+
+  it('bounds every string property: 255 characters unless the entry says less', () => {
+    for (const entry of CATALOG.filter((e) => e.type === 'string')) {
+      expect({ name: entry.name, bounded: (entry.maxLength ?? Infinity) <= MAX_STRING_LENGTH }).toEqual({
+        name: entry.name,
+        bounded: true,
+      });
+    }
+    expect(MAX_STRING_LENGTH).toBe(255);
+    expect(findProperty('timezone')?.maxLength).toBe(64);
+    expect(findProperty('batteryLevel')).not.toHaveProperty('maxLength');
   });
 });
 
@@ -40,6 +59,8 @@ describe('validateValue', () => {
       ['currentTime', '2026-01-01', 'Unix seconds'],
       ['registrationLifetime', 0, 'from 1'],
       ['firmwarePackageUri', 'x'.repeat(256), 'at most 255'],
+      ['manufacturer', 'x'.repeat(60_000), 'at most 255'],
+      ['firmwarePackageVersion', 'v'.repeat(256), 'at most 255'],
       ['reboot', 1, 'operation'],
     ];
     for (const [name, value, expected] of cases) {

@@ -1,6 +1,6 @@
 import { isTwinError } from '../../shared/errors';
 import { newTwin } from '../../shared/twin';
-import { applyTwinPatch, parseTwinPatch } from '../../shared/twinPatch';
+import { MAX_CONTENT_BYTES, MAX_VALUE_BYTES, applyTwinPatch, parseTwinPatch } from '../../shared/twinPatch';
 
 const errorOf = (body: unknown) => {
   try {
@@ -44,5 +44,52 @@ describe('twin merge patch', () => {
       expect(isTwinError(error, 'InvalidRequest')).toBe(true);
       expect((error as { extensions: { field: string } }).extensions.field).toBe(field);
     }
+  });
+
+  it('limits a value to 8 KB of UTF-8 and names it', () => {
+    const cases: [unknown, string | undefined][] = [
+      [{ tags: { a: 'x'.repeat(MAX_VALUE_BYTES) } }, undefined],
+      [{ tags: { a: 'x'.repeat(MAX_VALUE_BYTES + 1) } }, 'tags.a'],
+      [{ tags: { a: 'é'.repeat(MAX_VALUE_BYTES / 2) } }, undefined],
+      [{ tags: { a: 'é'.repeat(MAX_VALUE_BYTES / 2 + 1) } }, 'tags.a'],
+      [{ serviceProperties: { note: '€'.repeat(3000) } }, 'serviceProperties.note'],
+      [{ serviceProperties: { n: Number.MAX_VALUE, b: true } }, undefined],
+    ];
+    for (const [body, field] of cases) {
+      const error = field === undefined ? undefined : errorOf(body);
+      if (field === undefined) expect(() => parseTwinPatch(body)).not.toThrow();
+      else
+        expect({
+          code: (error as { code: string }).code,
+          field: (error as { extensions: { field: string } }).extensions.field,
+        }).toEqual({ code: 'InvalidRequest', field });
+    }
+  });
+
+  it('limits a twin to 64 KB of tags and service properties, naming the section the patch grows', () => {
+    const value = 'x'.repeat(MAX_VALUE_BYTES);
+    const tags = Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`t${i}`, value]));
+    const full = applyTwinPatch(
+      newTwin('d', { tags }, 'T0'),
+      parseTwinPatch({ tags: { last: 'x'.repeat(6000) } }),
+      'T1',
+    );
+    const refuse = (body: unknown) => {
+      try {
+        applyTwinPatch(full, parseTwinPatch(body), 'T2');
+      } catch (error) {
+        return isTwinError(error, 'InvalidRequest') ? error.extensions.field : error;
+      }
+      return 'accepted';
+    };
+    expect(refuse({ tags: { more: value } })).toBe('tags');
+    expect(refuse({ serviceProperties: { more: value } })).toBe('serviceProperties');
+    expect(refuse({ tags: { t0: null }, serviceProperties: { more: value } })).toBe('accepted');
+    expect(refuse({ tags: { last: 'shorter' } })).toBe('accepted');
+    // A twin stored before the limit existed, already over it: patches that do not grow it still pass.
+    const oversized = { ...full, tags: { ...full.tags, t7: value, t8: value } };
+    expect(JSON.stringify(oversized.tags).length).toBeGreaterThan(MAX_CONTENT_BYTES);
+    expect(applyTwinPatch(oversized, parseTwinPatch({ tags: { t8: null } }), 'T2').tags.t8).toBeUndefined();
+    expect(() => applyTwinPatch(oversized, parseTwinPatch({ tags: { t9: 1 } }), 'T2')).toThrow('at most 65536');
   });
 });
