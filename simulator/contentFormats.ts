@@ -1,7 +1,8 @@
 /**
- * Encoders for what the simulated device sends (text/plain, opaque, SenML JSON, TLV, link-format) and the
- * text/opaque decoder for what it accepts in a Write. Pure functions, no I/O.
+ * Encoders for what the simulated device sends (text/plain, opaque, CBOR, SenML JSON and CBOR, TLV, LwM2M CBOR,
+ * link-format) and the text/opaque decoder for what it accepts in a Write. Pure functions, no I/O.
  */
+import { Encoder } from 'cbor-x';
 import { ContentFormat } from './protocol';
 import { formatPath, Lwm2mPath, ResourceDefinition, ResourceValue } from './deviceResources';
 
@@ -25,17 +26,24 @@ export function encodeReadings(
       return single && readings.length === 1 ? encodeText(readings[0]) : undefined;
     case ContentFormat.OPAQUE:
       return single && readings.length === 1 && Buffer.isBuffer(readings[0].value) ? readings[0].value : undefined;
+    case ContentFormat.CBOR:
+      return single && readings.length === 1 ? cbor.encode(readings[0].value) : undefined;
     case ContentFormat.SENML_JSON:
       return encodeSenmlJson(path, readings);
+    case ContentFormat.SENML_CBOR:
+      return encodeSenmlCbor(path, readings);
     case ContentFormat.TLV:
       return encodeTlv(path, readings);
+    case ContentFormat.LWM2M_CBOR:
+      return encodeLwm2mCbor(readings);
     default:
       return undefined;
   }
 }
 
-/** The format used when a request has no Accept option. */
-export function defaultFormat(path: Lwm2mPath, readings: readonly ResourceReading[]): number {
+/** The format used when a request has no Accept option; a device that prefers SenML CBOR always answers in it. */
+export function defaultFormat(path: Lwm2mPath, readings: readonly ResourceReading[], prefersSenmlCbor = false): number {
+  if (prefersSenmlCbor) return ContentFormat.SENML_CBOR;
   if (path.resourceId === undefined) return ContentFormat.SENML_JSON;
   return readings[0]?.definition.type === 'opaque' ? ContentFormat.OPAQUE : ContentFormat.TEXT;
 }
@@ -61,6 +69,43 @@ function encodeSenmlJson(path: Lwm2mPath, readings: readonly ResourceReading[]):
     return record;
   });
   return Buffer.from(JSON.stringify(records), 'utf8');
+}
+
+/** Plain CBOR: integers as integers (above 32 bits as float64, still exact), Buffers as byte strings, Maps as maps. */
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: false, tagUint8Array: false });
+
+/** SenML CBOR labels (RFC 8428 Table 6) the simulator sends. */
+const SenmlLabel = { BASE_NAME: -2, NAME: 0, VALUE: 2, STRING_VALUE: 3, DATA_VALUE: 8 } as const;
+
+/** SenML CBOR (LwM2M 1.1 §7.4.5): the SenML JSON records with integer labels and data values as byte strings. */
+function encodeSenmlCbor(path: Lwm2mPath, readings: readonly ResourceReading[]): Buffer {
+  const requestPath = formatPath(path);
+  const single = path.resourceId !== undefined;
+  const baseName = single ? requestPath : `${requestPath}/`;
+  const records = readings.map((reading, index) => {
+    const record = new Map<number, string | number | Buffer>();
+    if (index === 0) record.set(SenmlLabel.BASE_NAME, baseName);
+    if (!single) record.set(SenmlLabel.NAME, reading.definition.path.slice(baseName.length));
+    const value = reading.value;
+    if (Buffer.isBuffer(value)) record.set(SenmlLabel.DATA_VALUE, value);
+    else if (typeof value === 'number') record.set(SenmlLabel.VALUE, value);
+    else record.set(SenmlLabel.STRING_VALUE, value);
+    return record;
+  });
+  return cbor.encode(records);
+}
+
+/** LwM2M CBOR (LwM2M 1.2 §7.4.7): `{object: {instance: {resource: value}}}` from the root. */
+function encodeLwm2mCbor(readings: readonly ResourceReading[]): Buffer {
+  const objects = new Map<number, Map<number, Map<number, ResourceValue>>>();
+  for (const { definition, value } of readings) {
+    const instances = objects.get(definition.objectId) ?? new Map<number, Map<number, ResourceValue>>();
+    objects.set(definition.objectId, instances);
+    const resources = instances.get(definition.instanceId) ?? new Map<number, ResourceValue>();
+    instances.set(definition.instanceId, resources);
+    resources.set(definition.resourceId, value);
+  }
+  return cbor.encode(objects);
 }
 
 /** TLV type bits (LwM2M 1.1 §7.4.3, bits 7-6 of the type byte). */

@@ -54,6 +54,8 @@ export interface SimulatedDeviceSettings {
   readonly rebootDelayMs: number;
   readonly firmwareStepMs: number;
   readonly deregisterTimeoutMs: number;
+  /** Announces `ct=112` on its root link and answers reads and observes without Accept in SenML CBOR. */
+  readonly prefersSenmlCbor?: boolean;
   readonly scheduler: Scheduler;
   readonly log: (line: string) => void;
 }
@@ -346,7 +348,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
         uriPath: [REGISTRATION_PATH],
         uriQuery: [`ep=${this.endpoint}`, `lt=${lifetimeSeconds}`, `lwm2m=${LWM2M_VERSION}`, `b=${binding}`],
         contentFormat: ContentFormat.LINK_FORMAT,
-        payload: registrationLinks(),
+        payload: registrationLinks(this.settings.prefersSenmlCbor),
       });
       if (coap !== this.coap || this.registrationState !== 'registering') return;
       if (response.code !== ResponseCode.CREATED || response.locationPath.length === 0) {
@@ -515,7 +517,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
   private read(request: IncomingRequest, path: Lwm2mPath): OutgoingResponse {
     const found = this.findReadable(path);
     if ('code' in found) return found;
-    const format = request.accept ?? defaultFormat(path, found);
+    const format = request.accept ?? defaultFormat(path, found, this.settings.prefersSenmlCbor);
     const payload = encodeReadings(path, found, format);
     if (payload === undefined) {
       return error(ResponseCode.NOT_ACCEPTABLE, `${formatPath(path)} cannot be sent as content format ${format}`);
@@ -674,10 +676,13 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
   }
 }
 
-/** The Register payload: the LwM2M root, then each object instance (CoRE link format, LwM2M 1.1 §6.2.1). */
-export function registrationLinks(): Buffer {
+/**
+ * The Register payload: the LwM2M root (with `ct=112` when the device prefers SenML CBOR), then each object
+ * instance (CoRE link format, LwM2M 1.1 §6.2.1).
+ */
+export function registrationLinks(prefersSenmlCbor = false): Buffer {
   return encodeLinkFormat([
-    { path: '/', attributes: { rt: '"oma.lwm2m"' } },
+    { path: '/', attributes: { rt: '"oma.lwm2m"', ...(prefersSenmlCbor && { ct: ContentFormat.SENML_CBOR }) } },
     ...SIMULATED_OBJECT_IDS.map((objectId) => ({ path: `/${objectId}/0` })),
   ]);
 }

@@ -42,6 +42,8 @@ export interface SimulatedFleetOptions {
   defaultMinPeriod?: number;
   /** Initial /1/0/3 Default Maximum Period, seconds (default 3600). */
   defaultMaxPeriod?: number;
+  /** Devices announce `ct=112` and answer in SenML CBOR unless the server's Accept asks otherwise (default false). */
+  prefersSenmlCbor?: boolean;
   /** Local address the device sockets bind (default: loopback for a loopback server, else all). */
   bindAddress?: string;
   /** Time source (tests inject a `ManualClock`); default the real clock. */
@@ -115,6 +117,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
             rebootDelayMs: settings.rebootDelayMs,
             firmwareStepMs: settings.firmwareStepMs,
             deregisterTimeoutMs: settings.deregisterTimeoutMs,
+            prefersSenmlCbor: options.prefersSenmlCbor === true,
             scheduler,
             log,
           }),

@@ -3,9 +3,12 @@
  */
 import { ContentFormat } from '../../shared/coapContentFormat';
 import { CatalogEntry, PropertyValue, validateValue } from '../../shared/catalog';
+import { cborResourceValue, decodeCbor } from './cbor';
+import { decodeLwm2mCbor } from './lwm2mCbor';
 import { decodeLwm2mJson } from './lwm2mJson';
 import { Lwm2mPayloadError } from './lwm2mPayloadError';
 import { Lwm2mValue, ResourceValue } from './resourceValue';
+import { decodeSenmlCbor } from './senmlCbor';
 import { decodeSenmlJson } from './senmlJson';
 import { decodeTlv, flattenTlv, tlvInteger } from './tlv';
 
@@ -40,6 +43,12 @@ export function decodePayload(format: number | undefined, payload: Buffer, reque
       return decodeSenmlJson(payload);
     case ContentFormat.LWM2M_JSON:
       return decodeLwm2mJson(payload, requestPath);
+    case ContentFormat.CBOR:
+      return [{ path: requestPath, value: cborResourceValue(decodeCbor(payload, 'CBOR'), 'CBOR') }];
+    case ContentFormat.SENML_CBOR:
+      return decodeSenmlCbor(payload);
+    case ContentFormat.LWM2M_CBOR:
+      return decodeLwm2mCbor(payload);
     default:
       throw new Lwm2mPayloadError(`unsupported content format ${format}`);
   }

@@ -22,6 +22,11 @@ export interface RegistrationLinks {
   /** The alternate root path (`rt="oma.lwm2m"` link), '' for the default `/`. Requests go to `<root>/<o>/<i>/<r>`. */
   rootPath: string;
   objects: ObjectLink[];
+  /**
+   * The content formats announced by `ct=` on the root link (`</>;rt="oma.lwm2m";ct=112`, or a quoted list
+   * `ct="60 110"`), in the client's order; absent when it announced none. Values that are not numbers are dropped.
+   */
+  contentFormats?: number[];
 }
 
 /** Registration payloads larger than this are refused (a device has tens of objects, not thousands). */
@@ -91,6 +96,7 @@ function closingQuote(text: string, from: number): number {
  */
 export function registrationLinks(links: readonly Link[]): RegistrationLinks {
   const root = links.find((l) => l.params.rt === 'oma.lwm2m');
+  const contentFormats = announcedContentFormats((root ?? links.find((l) => l.target === '/'))?.params.ct);
   const rootPath = root ? trimSlashes(root.target) : '';
   const prefix = rootPath === '' ? '/' : `/${rootPath}/`;
   const objects: ObjectLink[] = [];
@@ -109,7 +115,18 @@ export function registrationLinks(links: readonly Link[]): RegistrationLinks {
       ...(ids.length > 2 && { resourceId: ids[2] }),
     });
   }
-  return { rootPath, objects };
+  return { rootPath, objects, ...(contentFormats.length > 0 && { contentFormats }) };
+}
+
+/** `ct` values: space-separated Content-Format numbers 0-65535 (RFC 7252 §7.2.1). */
+function announcedContentFormats(ct: string | undefined): number[] {
+  if (ct === undefined) return [];
+  const formats = ct
+    .split(' ')
+    .filter((value) => /^\d{1,5}$/.test(value))
+    .map(Number)
+    .filter((format) => format <= 0xffff);
+  return [...new Set(formats)];
 }
 
 function trimSlashes(path: string): string {

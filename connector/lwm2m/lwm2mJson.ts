@@ -4,7 +4,7 @@
  */
 import { Lwm2mPayloadError } from './lwm2mPayloadError';
 import { Lwm2mValue, ResourceValue } from './resourceValue';
-import { checkedPath, isPlainObject, numberField, parseJson, stringField } from './senmlJson';
+import { checkedPath, isPlainObject, numberField, parseJson, stringField } from './payloadFields';
 
 /** Decodes a payload answering a request on `requestPath`, the base when the document has no `bn`. */
 export function decodeLwm2mJson(payload: Buffer, requestPath: string): ResourceValue[] {

@@ -2,6 +2,7 @@ import { decodeWrite, encodeLinkFormat, encodeReadings } from '../../simulator/c
 import { findResource, parsePath, resourcesUnder } from '../../simulator/deviceResources';
 import { AttributeStore } from '../../simulator/attributeStore';
 import { CATALOG } from '../../shared/catalog';
+import { decodePayload } from '../../connector/lwm2m/contentFormat';
 
 const resource = (path: string) => {
   const definition = findResource(path);
@@ -55,6 +56,30 @@ describe('content formats', () => {
       { bn: '/3/', n: '0/9', v: 87 },
       { n: '0/1', vs: 'SIM-1' },
     ]);
+  });
+
+  test('CBOR, SenML CBOR and LwM2M CBOR: what the connector decodes to the same values', () => {
+    const firmware = { definition: resource('/5/0/0'), value: Buffer.from([1, 2, 255]) };
+    const one = parsePath(['3', '0', '9'])!;
+    const asConnectorReads = (format: number, path: string, readings: Parameters<typeof encodeReadings>[1]) =>
+      decodePayload(format, encodeReadings(parsePath(path.split('/').slice(1))!, readings, format)!, path);
+    expect(encodeReadings(one, [battery], 60)).toEqual(Buffer.from([0x18, 87]));
+    expect(asConnectorReads(60, '/3/0/1', [model])).toEqual([
+      { path: '/3/0/1', value: { type: 'string', string: 'SIM-1' } },
+    ]);
+    expect(asConnectorReads(60, '/5/0/0', [firmware])[0].value).toEqual({ type: 'bytes', bytes: firmware.value });
+    expect(encodeReadings(parsePath(['3', '0'])!, [battery, model], 60)).toBeUndefined();
+    for (const format of [112, 11544]) {
+      expect(asConnectorReads(format, '/3/0', [battery, memoryTotal, model])).toEqual([
+        { path: '/3/0/9', value: { type: 'number', number: 87 } },
+        { path: '/3/0/21', value: { type: 'number', number: 65_536 } },
+        { path: '/3/0/1', value: { type: 'string', string: 'SIM-1' } },
+      ]);
+      expect(asConnectorReads(format, '/3/0/9', [battery])).toEqual([
+        { path: '/3/0/9', value: { type: 'number', number: 87 } },
+      ]);
+      expect(asConnectorReads(format, '/5/0/0', [firmware])[0].value).toEqual({ type: 'bytes', bytes: firmware.value });
+    }
   });
 
   test('text/plain only for one non-opaque resource', () => {

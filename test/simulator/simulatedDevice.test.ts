@@ -1,11 +1,15 @@
 import { once } from 'events';
 import { generate } from 'coap-packet';
+import { decodePayload } from '../../connector/lwm2m/contentFormat';
+import { uintOption } from './lwm2mServerStandIn';
 import { settle, startTestFleet, TestFleet } from './testFleet';
 
 const TEXT = 0;
 const LINK_FORMAT = 40;
 const OPAQUE = 42;
+const CBOR = 60;
 const SENML_JSON = 110;
+const SENML_CBOR = 112;
 const TLV = 11542;
 const LWM2M_JSON = 11543;
 
@@ -35,7 +39,7 @@ describe('simulated device: device management (read, write, execute, write-attri
     expect(tlv.contentFormat).toBe(TLV);
     expect(tlv.raw).toEqual(Buffer.from([0xc1, 0x09, 78])); // resource, 8-bit id 9, length 1, value 78
 
-    for (const accept of [OPAQUE, LWM2M_JSON, 60]) {
+    for (const accept of [OPAQUE, LWM2M_JSON]) {
       expect((await request({ method: 'GET', path: '/3/0/9', accept })).code).toBe('4.06');
     }
     expect((await request({ method: 'GET', path: '/3/0/0' })).payload).toBe('lwm2m-twins');
@@ -155,6 +159,51 @@ describe('simulated device: device management (read, write, execute, write-attri
     expect(() => device.getValue('/3/0/4')).toThrow(/no resource with a value at \/3\/0\/4/);
     device.setValue('/3/0/17', 'gateway');
     expect(device.getValue('/3/0/17')).toBe('gateway');
+  });
+});
+
+describe('simulated device that prefers SenML CBOR', () => {
+  let harness: TestFleet;
+  beforeEach(async () => {
+    harness = await startTestFleet({ prefersSenmlCbor: true });
+    await harness.device.registered();
+  });
+  afterEach(() => harness.stop());
+
+  test('announces ct=112, answers reads and observes in it unless Accept says otherwise', async () => {
+    const { server, device, clock } = harness;
+    expect(server.registrations[0].body).toMatch(/^<\/>;rt="oma.lwm2m";ct=112,/);
+    device.setValue('/3/0/9', 78);
+
+    const read = await server.request(device.port, { method: 'GET', path: '/3/0/9' });
+    expect(read.contentFormat).toBe(SENML_CBOR);
+    expect(decodePayload(read.contentFormat, read.raw, '/3/0/9')).toEqual([
+      { path: '/3/0/9', value: { type: 'number', number: 78 } },
+    ]);
+    const instance = await server.request(device.port, { method: 'GET', path: '/3/0' });
+    expect(instance.contentFormat).toBe(SENML_CBOR);
+    expect(decodePayload(SENML_CBOR, instance.raw, '/3/0')).toContainEqual({
+      path: '/3/0/0',
+      value: { type: 'string', string: 'lwm2m-twins' },
+    });
+    expect(await server.request(device.port, { method: 'GET', path: '/3/0/9', accept: TEXT })).toMatchObject({
+      contentFormat: TEXT,
+      payload: '78',
+    });
+    expect((await server.request(device.port, { method: 'GET', path: '/3/0/9', accept: CBOR })).raw).toEqual(
+      Buffer.from([0x18, 78]),
+    );
+
+    const query = ['pmin=1', 'pmax=60'];
+    expect((await server.request(device.port, { method: 'PUT', path: '/3/0/9', query })).code).toBe('2.04');
+    const observe = await server.request(device.port, { method: 'GET', path: '/3/0/9', observe: 0 });
+    expect(observe.contentFormat).toBe(SENML_CBOR);
+    device.setValue('/3/0/9', 77);
+    clock.advance(1_000);
+    await server.waitFor(() => server.notifications.length === 1, 'the notification');
+    const notification = server.notifications[0].packet;
+    expect(uintOption(notification, 'Content-Format')).toBe(SENML_CBOR);
+    expect(decodePayload(SENML_CBOR, notification.payload, '/3/0/9')[0].value).toEqual({ type: 'number', number: 77 });
   });
 });
 

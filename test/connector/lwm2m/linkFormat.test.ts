@@ -11,6 +11,7 @@ describe('link format (RFC 6690) in registrations', () => {
     expect(links[5].params.title).toBe('a, "b"');
     expect(registrationLinks(links)).toEqual({
       rootPath: '',
+      contentFormats: [110],
       objects: [
         { objectId: 1, instanceId: 0 },
         { objectId: 1, instanceId: 1 },
@@ -27,6 +28,15 @@ describe('link format (RFC 6690) in registrations', () => {
       rootPath: 'lwm2m',
       objects: [{ objectId: 3, instanceId: 0, resourceId: 9 }, { objectId: 5 }],
     });
+  });
+
+  it('reads the content formats announced by ct on the root link, in order', () => {
+    expect(registrationLinks(parseLinkFormat('</>;rt="oma.lwm2m";ct=112,</3/0>')).contentFormats).toEqual([112]);
+    expect(registrationLinks(parseLinkFormat('</>;rt="oma.lwm2m";ct="60 110 60",</3/0>')).contentFormats).toEqual([
+      60, 110,
+    ]);
+    expect(registrationLinks(parseLinkFormat('</>;ct="x 70000 112"')).contentFormats).toEqual([112]);
+    expect(registrationLinks(parseLinkFormat('</>;rt="oma.lwm2m",</3/0>;ct=112'))).not.toHaveProperty('contentFormats');
   });
 
   it('accepts an empty body and ignores links that are not object paths', () => {
