@@ -51,6 +51,18 @@ param jobsRetryDelaySeconds int = 1
 @description('Cap of that wait, seconds (Jobs__maxRetryDelaySeconds).')
 param jobsMaxRetryDelaySeconds int = 30
 
+@description('Six-field NCRONTAB schedule of the sweep that re-sends jobs whose queue send failed (Jobs__queuedSweepSchedule).')
+param jobsQueuedSweepSchedule string = '0 */1 * * * *'
+
+@minValue(1)
+@maxValue(3599)
+@description('A queued job without a sent message this long after its creation is sent again, seconds (Jobs__queuedSweepAfterSeconds). Below the device-jobs duplicate-detection window (1 h).')
+param jobsQueuedSweepAfterSeconds int = 120
+
+@minValue(2)
+@description('A queued job still without a sent message this long after its creation is failed with JobQueueUnavailable, seconds (Jobs__queuedMaxAgeSeconds).')
+param jobsQueuedMaxAgeSeconds int = 1800
+
 @minValue(1)
 @description('Bound on one CoAP request inside the connector, retransmissions included, seconds (Connector__deviceTimeoutSeconds).')
 param connectorDeviceTimeoutSeconds int = 20
@@ -267,6 +279,9 @@ module functions './app/functions.bicep' = {
     jobsMaxDeliveryCount: jobsMaxDeliveryCount
     jobsRetryDelaySeconds: jobsRetryDelaySeconds
     jobsMaxRetryDelaySeconds: jobsMaxRetryDelaySeconds
+    jobsQueuedSweepSchedule: jobsQueuedSweepSchedule
+    jobsQueuedSweepAfterSeconds: jobsQueuedSweepAfterSeconds
+    jobsQueuedMaxAgeSeconds: jobsQueuedMaxAgeSeconds
     observation: observation
     stalenessGraceSeconds: stalenessGraceSeconds
     stalenessSchedule: stalenessSchedule

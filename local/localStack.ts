@@ -265,6 +265,8 @@ function localSettings(input: {
   // The timer binding reads its schedule from this setting (`%Staleness__schedule%`), so it is always set.
   settings.Staleness__schedule = options.staleness?.schedule ?? '0 */1 * * * *';
   settings.Staleness__graceSeconds = String(options.staleness?.graceSeconds ?? 93);
+  // Likewise the unsent-job sweep's (`%Jobs__queuedSweepSchedule%`).
+  settings.Jobs__queuedSweepSchedule = '0 */1 * * * *';
   return { ...settings, ...options.settings };
 }
 

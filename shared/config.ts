@@ -68,6 +68,19 @@ export interface JobsConfig {
    */
   retryDelaySeconds: number;
   maxRetryDelaySeconds: number;
+  /** `Jobs__queuedSweepSchedule`: six-field NCRONTAB of the unsent-job sweep (default every minute). */
+  queuedSweepSchedule: string;
+  /**
+   * `Jobs__queuedSweepAfterSeconds`: a `queued` job without `sentTime` this long after its creation has its message
+   * sent again by the sweep (default 120). Below the queue's duplicate-detection window (10 min locally, 1 h in
+   * infra/), so that a re-send of a message that did land is dropped.
+   */
+  queuedSweepAfterSeconds: number;
+  /**
+   * `Jobs__queuedMaxAgeSeconds`: a `queued` job still without `sentTime` this long after its creation is failed
+   * with `JobQueueUnavailable` instead (default 1800; above `queuedSweepAfterSeconds`).
+   */
+  queuedMaxAgeSeconds: number;
 }
 
 export const SERVICE_BUS_TRANSPORTS = ['amqp', 'amqpWebSockets'] as const;
@@ -213,11 +226,21 @@ export function loadJobsConfig(env: Env = process.env): JobsConfig {
       `Jobs__maxRetryDelaySeconds (${maxRetryDelaySeconds}) must not be below Jobs__retryDelaySeconds (${retryDelaySeconds})`,
     );
   }
+  const queuedSweepAfterSeconds = integer(env, 'Jobs__queuedSweepAfterSeconds', 120, 1);
+  const queuedMaxAgeSeconds = integer(env, 'Jobs__queuedMaxAgeSeconds', 1800, 1);
+  if (queuedMaxAgeSeconds <= queuedSweepAfterSeconds) {
+    throw new ConfigError(
+      `Jobs__queuedMaxAgeSeconds (${queuedMaxAgeSeconds}) must be above Jobs__queuedSweepAfterSeconds (${queuedSweepAfterSeconds})`,
+    );
+  }
   return {
     deviceTimeoutSeconds: integer(env, 'Jobs__deviceTimeoutSeconds', 30, 1),
     maxDeliveryCount: integer(env, 'Jobs__maxDeliveryCount', 10, 1),
     retryDelaySeconds,
     maxRetryDelaySeconds,
+    queuedSweepSchedule: optional(env, 'Jobs__queuedSweepSchedule') ?? '0 */1 * * * *',
+    queuedSweepAfterSeconds,
+    queuedMaxAgeSeconds,
   };
 }
 

@@ -5,7 +5,8 @@
  *
  * Errors are `TwinError`s with the connector's stable codes (DeviceNotConnected, DeviceTimeout, DeviceRejected with
  * `coapCode`, PropertyNotFound, ...); a connector that cannot be reached, or answers with something that is not a
- * problem document, is `ConnectorUnavailable` (transient: the job retries).
+ * problem document, is `ConnectorUnavailable` (transient: the job retries); it carries `requestSent: false` when the
+ * connection was never made, so the request surely did not reach the connector (a write or execute was not applied).
  */
 import { PropertyValue } from './catalog';
 import { CONNECTOR_KEY_HEADER } from './constants';
@@ -34,6 +35,16 @@ export interface ConnectorClientOptions {
   defaultHttpTimeoutMs?: number;
   fetch?: typeof fetch;
 }
+
+/** Error codes (of `fetch`'s cause) of a connection that was never made: the request did not leave this process. */
+const NOT_CONNECTED_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 const DEFAULT_HTTP_MARGIN_MS = 5_000;
 const DEFAULT_HTTP_TIMEOUT_MS = 60_000;
@@ -116,7 +127,13 @@ export class ConnectorClient {
       response = await this.fetch(url, { method, headers, body, signal: AbortSignal.timeout(httpTimeoutMs) });
     } catch (error) {
       const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      throw new TwinError('ConnectorUnavailable', `the connector at ${connectorUrl} is unreachable (${reason})`);
+      const causeCode = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+      const notSent = typeof causeCode === 'string' && NOT_CONNECTED_CODES.has(causeCode);
+      throw new TwinError(
+        'ConnectorUnavailable',
+        `the connector at ${connectorUrl} is unreachable (${reason}${typeof causeCode === 'string' ? `, ${causeCode}` : ''})`,
+        notSent ? { requestSent: false } : {},
+      );
     }
     if (response.ok) return response;
     throw await problemError(response, connectorUrl);

@@ -12,13 +12,14 @@ import { JobDocument } from './job';
 import { JobPage, JobStore } from './jobStore';
 
 /**
- * Only what the app queries is indexed: the device, the creation time (newest first, id breaks ties).
+ * Only what the app queries is indexed: the device, the creation time (newest first, id breaks ties), the status
+ * and the send time (the unsent-job sweep: `status = 'queued' AND NOT IS_DEFINED(sentTime)`).
  * Must equal the `jobs` container's policy in infra/.
  */
 export const JOBS_INDEXING_POLICY: IndexingPolicy = {
   indexingMode: 'consistent',
   automatic: true,
-  includedPaths: [{ path: '/deviceId/?' }, { path: '/createdTime/?' }, { path: '/status/?' }],
+  includedPaths: [{ path: '/deviceId/?' }, { path: '/createdTime/?' }, { path: '/status/?' }, { path: '/sentTime/?' }],
   excludedPaths: [{ path: '/*' }, { path: '/"_etag"/?' }],
   compositeIndexes: [
     [
@@ -110,6 +111,20 @@ export class CosmosJobStore implements JobStore {
           parameters: [{ name: '@deviceId', value: deviceId }],
         },
         { partitionKey: deviceId, maxItemCount: pageSize, continuationToken: continuation },
+      )
+      .fetchNext();
+    return { jobs: response.resources, continuation: response.continuationToken || undefined };
+  }
+
+  async findUnsent(createdBefore: string, pageSize: number, continuation?: string): Promise<JobPage> {
+    const response = await this.container.items
+      .query<JobDocument>(
+        {
+          query:
+            "SELECT * FROM c WHERE c.status = 'queued' AND NOT IS_DEFINED(c.sentTime) AND c.createdTime <= @before",
+          parameters: [{ name: '@before', value: createdBefore }],
+        },
+        { maxItemCount: pageSize, continuationToken: continuation },
       )
       .fetchNext();
     return { jobs: response.resources, continuation: response.continuationToken || undefined };

@@ -30,6 +30,8 @@ export const ERRORS = {
   DeviceRejected: { status: 502, title: 'Device rejected the request' },
   ConnectorUnavailable: { status: 503, title: 'Connector unreachable' },
   JobQueueUnavailable: { status: 503, title: 'The job queue did not take the job' },
+  /** A write or execute whose request may have reached the device, with no answer to say whether it was applied. */
+  MayHaveRun: { status: 504, title: 'The device may have applied the request; its outcome is unknown' },
   Internal: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -33,6 +33,8 @@ export interface JobError {
   /** Stable: clients may switch on it. */
   code: ErrorCode;
   message: string;
+  /** With `MayHaveRun`: the code of the failure behind it (for example `DeviceTimeout`). */
+  cause?: ErrorCode;
 }
 
 /** What a completed deep read found: the device's value and when it was received. */
@@ -52,6 +54,11 @@ export interface JobDocument {
   value?: PropertyValue;
   status: JobStatus;
   createdTime: string;
+  /**
+   * When the job's queue message is known to exist: stamped after a send the queue accepted, or by the first
+   * delivery. A `queued` job without it may have no message; the unsent-job sweep re-sends or fails it.
+   */
+  sentTime?: string;
   /** When the first attempt began. */
   startedTime?: string;
   /** When the job reached a final status. */
@@ -60,9 +67,16 @@ export interface JobDocument {
   attempts: number;
   /** A completed read's value. */
   result?: JobResult;
-  /** Why a failed job failed. */
+  /**
+   * Why a failed job failed. `MayHaveRun` when a write or execute failed after an attempt whose outcome is unknown:
+   * the device may have applied it.
+   */
   error?: JobError;
-  /** The last transient failure, while the job waits for its next delivery. */
+  /**
+   * The last transient failure, while the job waits for its next delivery. `MayHaveRun` once a write or execute was
+   * sent and its outcome is unknown (the device did not answer in time, the connector went away mid-request):
+   * the next attempt may apply it a second time.
+   */
   lastError?: JobError;
   /** Where the job came from: the HTTP API, or a message put on the queue directly. */
   origin: 'api' | 'queue';
@@ -82,6 +96,7 @@ export interface JobView {
   value?: PropertyValue;
   status: JobStatus;
   createdTime: string;
+  sentTime?: string;
   startedTime?: string;
   endTime?: string;
   attempts: number;
@@ -264,6 +279,7 @@ export function toJobView(job: JobDocument): JobView {
   if (job.property !== undefined) view.property = job.property;
   if (job.operation !== undefined) view.operation = job.operation;
   if (job.value !== undefined) view.value = job.value;
+  if (job.sentTime !== undefined) view.sentTime = job.sentTime;
   if (job.startedTime !== undefined) view.startedTime = job.startedTime;
   if (job.endTime !== undefined) view.endTime = job.endTime;
   if (job.result !== undefined) view.result = job.result;

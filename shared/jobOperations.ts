@@ -24,10 +24,12 @@ export interface SubmitJobDependencies {
 }
 
 /**
- * Validates the request against the catalog and the device's provisioning, records the job (`queued`) and sends
- * its message. With a client `jobId`, submitting is idempotent: the same request returns the same job (`created`
- * false; a job still queued has its message sent again, which the queue's duplicate detection absorbs, so a retry
- * after a failed send works), a different request under that id is `JobConflict`.
+ * Validates the request against the catalog and the device's provisioning, records the job (`queued`), sends its
+ * message and stamps `sentTime` once the queue took it. With a client `jobId`, submitting is idempotent: the same
+ * request returns the same job (`created` false; a job still queued has its message sent again, which the queue's
+ * duplicate detection absorbs, so a retry after a failed send works), a different request under that id is
+ * `JobConflict`. A job whose send failed stays `queued` without `sentTime` until a resubmission or the unsent-job
+ * sweep (shared/resendUnsentJobs.ts) sends it.
  */
 export async function submitJob(
   deps: SubmitJobDependencies,
@@ -46,7 +48,7 @@ export async function submitJob(
   const { job, created } = await deps.jobs.create(newJob(jobId, request, 'api', deps.now(), JOBS_TTL_SECONDS));
   if (!created) return resubmit(deps, job, request);
   await send(deps.queue, job);
-  return { job, created: true };
+  return { job: await recordSent(deps.jobs, job, deps.now()), created: true };
 }
 
 async function resubmit(
@@ -60,8 +62,26 @@ async function resubmit(
       jobId: existing.id,
     });
   }
-  if (existing.status === 'queued') await send(deps.queue, existing);
-  return { job: existing, created: false };
+  if (existing.status !== 'queued') return { job: existing, created: false };
+  await send(deps.queue, existing);
+  return { job: await recordSent(deps.jobs, existing, deps.now()), created: false };
+}
+
+/**
+ * Stamps `sentTime` on a job whose message the queue took (once: a stamped or delivered job keeps its time).
+ * Resolves to the stored job; when the stamp cannot be written, to `job` as it was: its message is sent, and the
+ * sweep's re-send of a job left unstamped is dropped by the queue's duplicate detection.
+ */
+export async function recordSent(jobs: JobStore, job: JobDocument, now: string): Promise<JobDocument> {
+  if (job.sentTime !== undefined) return job;
+  try {
+    const stamped = await jobs.update(job.deviceId, job.id, (current) =>
+      current.sentTime === undefined ? { ...current, sentTime: now } : undefined,
+    );
+    return stamped ?? job;
+  } catch {
+    return job;
+  }
 }
 
 async function send(queue: JobQueue, job: JobDocument): Promise<void> {

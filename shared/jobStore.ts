@@ -34,4 +34,10 @@ export interface JobStore {
   ): Promise<JobDocument | undefined>;
   /** One page of a device's jobs, newest first. */
   listByDevice(deviceId: string, pageSize: number, continuation?: string): Promise<JobPage>;
+  /**
+   * One page of the jobs, across devices, that are `queued`, have no `sentTime` (their message is not known to
+   * exist) and were created at or before `createdBefore` (ISO). In no particular order. Served from the index:
+   * its cost follows the jobs that match, not the container.
+   */
+  findUnsent(createdBefore: string, pageSize: number, continuation?: string): Promise<JobPage>;
 }

@@ -17,10 +17,14 @@
  *   `deadLetterErrorDescription` (when it names a job, that job is failed first). A trigger that does not know
  *   this convention abandons, and Service Bus dead-letters the message after maxDeliveryCount deliveries.
  *
- * An execute that timed out may have reached the device, so its redelivery may execute again: jobs are
- * at-least-once on the device and exactly-once in the job record and the twin.
+ * Jobs are exactly-once in the job record and the twin, and at-least-once on the device: a write or execute whose
+ * request may have reached the device without an answer (DeviceTimeout, the connector gone mid-request, a delivery
+ * that stopped mid-run) may be applied again by the next attempt. Such an attempt is visible: the job's `lastError`
+ * (and `error`, if the job then fails) is `MayHaveRun`, with the failure behind it as `cause`. A write of a readable
+ * property reads the device first on every attempt after the first, and completes without writing when the device
+ * already holds the value; an execute has no state to compare, so it runs again.
  */
-import { ObservationAttributes, PropertyValue } from './catalog';
+import { ObservationAttributes, PropertyValue, findProperty } from './catalog';
 import { JOBS_TTL_SECONDS } from './constants';
 import { ErrorCode, TwinError, isTwinError } from './errors';
 import {
@@ -143,6 +147,13 @@ class NeverSucceeds extends Error {
   }
 }
 
+/** Wraps the failure of a write or execute whose request may have reached the device (see `outcomeUnknown`). */
+class OutcomeUnknown extends Error {
+  constructor(readonly error: unknown) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
+
 /** Dead-letter reasons (stable; they name what was wrong with the message). */
 export const DEAD_LETTER_REASONS = {
   /** The body is not a valid job message; the description names the field. */
@@ -160,14 +171,25 @@ export async function runDeviceJob(
   const job = await findOrCreateJob(deps, message);
   if (FINAL_JOB_STATUSES.has(job.status)) return { action: 'skipped', job };
 
+  const startTime = deps.now();
   const running = await deps.jobs.update(job.deviceId, job.id, (current) =>
     current.status === 'queued' || current.status === 'running'
       ? {
           ...current,
           status: 'running',
-          startedTime: current.startedTime ?? deps.now(),
+          // A delivery proves the message exists.
+          sentTime: current.sentTime ?? startTime,
+          startedTime: current.startedTime ?? startTime,
           attempts: current.attempts + 1,
           ttl: JOBS_TTL_SECONDS,
+          // Still `running` at a delivery: the previous one stopped mid-run (host gone, lock lost), outcome unknown.
+          ...(current.status === 'running' &&
+            current.type !== 'readDeviceProperty' && {
+              lastError: {
+                code: 'MayHaveRun' as const,
+                message: `Attempt ${current.attempts} stopped before its outcome was recorded; it may have reached the device`,
+              },
+            }),
         }
       : undefined,
   );
@@ -178,9 +200,11 @@ export async function runDeviceJob(
   try {
     result = await runOnDevice(deps, running);
   } catch (thrown) {
-    const error = thrown instanceof NeverSucceeds ? thrown.error : thrown;
-    const jobError = toJobError(error);
+    const unknown = thrown instanceof OutcomeUnknown;
+    const error = thrown instanceof NeverSucceeds || thrown instanceof OutcomeUnknown ? thrown.error : thrown;
+    let jobError = toJobError(error);
     const transient = !(thrown instanceof NeverSucceeds) && (!isTwinError(error) || TRANSIENT_CODES.has(jobError.code));
+    if (unknown || running.lastError?.code === 'MayHaveRun') jobError = mayHaveRun(running, jobError, unknown);
     if (!transient || delivery.deliveryCount >= deps.retry.maxDeliveryCount) {
       return { action: 'ran', job: await finish(deps, running, { error: jobError }) };
     }
@@ -224,14 +248,56 @@ async function runOnDevice(deps: DeviceJobDependencies, job: JobDocument): Promi
       await publishBestEffort(deps.events, propertyFreshEvents(job.deviceId, written.refreshed, readings), deps.warn);
       return { value, lastUpdatedTime: time };
     }
-    case 'writeDeviceProperty':
+    case 'writeDeviceProperty': {
+      // An earlier attempt may have written already: a device that holds the value is not written again.
+      if (job.attempts > 1 && findProperty(request.property)?.readable) {
+        const held = await deps.connector.read(connectorUrl, job.deviceId, request.property, options);
+        if (held.value === request.value) return undefined;
+      }
       // The twin is left alone: the device's next notify brings the new value.
-      await deps.connector.write(connectorUrl, job.deviceId, request.property, request.value, options);
+      await applyOnDevice(() =>
+        deps.connector.write(connectorUrl, job.deviceId, request.property, request.value, options),
+      );
       return undefined;
+    }
     case 'executeDeviceOperation':
-      await deps.connector.execute(connectorUrl, job.deviceId, request.operation, options);
+      await applyOnDevice(() => deps.connector.execute(connectorUrl, job.deviceId, request.operation, options));
       return undefined;
   }
+}
+
+/** Runs a write or execute on the device; a failure whose request may still have been applied is `OutcomeUnknown`. */
+async function applyOnDevice(call: () => Promise<void>): Promise<void> {
+  try {
+    await call();
+  } catch (error) {
+    throw outcomeUnknown(error) ? new OutcomeUnknown(error) : error;
+  }
+}
+
+/**
+ * Whether a failed write or execute may have reached the device: no answer came (DeviceTimeout: the device may
+ * have applied it and its acknowledgement been lost), or the connector call broke after the connection was made
+ * (ConnectorUnavailable without `requestSent: false`), or something unexpected. An answer (DeviceRejected,
+ * DeviceNotConnected from the connector, ...) or a connection never made says it was not applied.
+ */
+function outcomeUnknown(error: unknown): boolean {
+  if (!isTwinError(error)) return true;
+  if (error.code === 'DeviceTimeout') return true;
+  return error.code === 'ConnectorUnavailable' && error.extensions.requestSent !== false;
+}
+
+/** The job error of an attempt after which the device may have applied the job; `cause` keeps the failure's code. */
+function mayHaveRun(job: JobDocument, failure: JobError, thisAttempt: boolean): JobError {
+  const which = thisAttempt ? 'this attempt' : 'an earlier attempt';
+  return {
+    code: 'MayHaveRun',
+    message:
+      `Attempt ${job.attempts}: ${failure.code}: ${failure.message}. The ` +
+      `${job.type === 'executeDeviceOperation' ? 'execute' : 'write'} of ${which} may have reached the device ` +
+      'without an answer: the device may have applied it',
+    cause: failure.code,
+  };
 }
 
 async function finish(
@@ -271,10 +337,16 @@ async function publishJobEnded(deps: DeviceJobDependencies, job: JobDocument, en
 
 async function findOrCreateJob(deps: DeviceJobDependencies, message: JobMessage): Promise<JobDocument> {
   const existing = await deps.jobs.read(message.deviceId, message.jobId);
+  const now = deps.now();
   const job =
     existing ??
-    // Put on the queue by automation: the job gets its record here.
-    (await deps.jobs.create(newJob(message.jobId, jobRequestOf(message), 'queue', deps.now(), JOBS_TTL_SECONDS))).job;
+    // Put on the queue by automation: the job gets its record here (its message is the one being delivered).
+    (
+      await deps.jobs.create({
+        ...newJob(message.jobId, jobRequestOf(message), 'queue', now, JOBS_TTL_SECONDS),
+        sentTime: now,
+      })
+    ).job;
   if (!sameJobRequest(jobRequestOf(job), jobRequestOf(message))) {
     throw new JobMessageDeadLetter(
       DEAD_LETTER_REASONS.jobConflict,

@@ -40,7 +40,8 @@ var twinsIndexingPolicy = {
   ]
 }
 
-// Jobs: the device, the creation time (newest first, id breaks ties) and the status.
+// Jobs: the device, the creation time (newest first, id breaks ties), the status and the send time (the
+// unsent-job sweep finds queued jobs without a sentTime from the index).
 // Equal to JOBS_INDEXING_POLICY in shared/cosmosJobStore.ts.
 var jobsIndexingPolicy = {
   indexingMode: 'consistent'
@@ -49,6 +50,7 @@ var jobsIndexingPolicy = {
     { path: '/deviceId/?' }
     { path: '/createdTime/?' }
     { path: '/status/?' }
+    { path: '/sentTime/?' }
   ]
   excludedPaths: [
     { path: '/*' }

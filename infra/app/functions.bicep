@@ -22,6 +22,11 @@ param jobDeviceTimeoutSeconds int
 param jobsMaxDeliveryCount int
 param jobsRetryDelaySeconds int
 param jobsMaxRetryDelaySeconds int
+@description('Six-field NCRONTAB schedule of the unsent-job sweep (Jobs__queuedSweepSchedule).')
+param jobsQueuedSweepSchedule string
+@description('Below the device-jobs duplicate-detection window, so a re-send of a message that did land is dropped.')
+param jobsQueuedSweepAfterSeconds int
+param jobsQueuedMaxAgeSeconds int
 @description('Observation attributes per property class, seconds, as the connector has them (deep reads record them in the twin).')
 param observation object
 param stalenessGraceSeconds int
@@ -112,6 +117,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'Jobs__maxDeliveryCount', value: string(jobsMaxDeliveryCount) }
         { name: 'Jobs__retryDelaySeconds', value: string(jobsRetryDelaySeconds) }
         { name: 'Jobs__maxRetryDelaySeconds', value: string(jobsMaxRetryDelaySeconds) }
+        { name: 'Jobs__queuedSweepSchedule', value: jobsQueuedSweepSchedule }
+        { name: 'Jobs__queuedSweepAfterSeconds', value: string(jobsQueuedSweepAfterSeconds) }
+        { name: 'Jobs__queuedMaxAgeSeconds', value: string(jobsQueuedMaxAgeSeconds) }
         { name: 'Staleness__graceSeconds', value: string(stalenessGraceSeconds) }
         { name: 'Staleness__schedule', value: stalenessSchedule }
         { name: 'Observe__device__pmin', value: string(observation.device.pmin) }

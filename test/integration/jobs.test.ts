@@ -6,8 +6,13 @@ import { ServiceBusClient } from '@azure/service-bus';
 import { ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { freePorts } from '../../local/localStack';
+import { loadCosmosConfig } from '../../shared/config';
 import { JOBS_QUEUE } from '../../shared/constants';
-import { JobView } from '../../shared/job';
+import { createCosmosClient } from '../../shared/cosmosClient';
+import { CosmosJobStore, openJobsContainer } from '../../shared/cosmosJobStore';
+import { JobView, newJob } from '../../shared/job';
+import { resendUnsentJobs } from '../../shared/resendUnsentJobs';
+import { ServiceBusJobQueue } from '../../shared/serviceBusJobQueue';
 import { SimulatedFleet, startSimulatedFleet } from '../../simulator';
 import { api, uniqueDeviceId } from './stackClient';
 
@@ -315,6 +320,43 @@ describe('job faults', () => {
       await client.close();
     }
     expect((await api('GET', `/jobs/${tag}-missing`)).status).toBe(404);
+  });
+
+  it('a job whose queue send failed is sent again by the unsent-job sweep and completes', async () => {
+    const { fleet, ids } = await startDevices(1);
+    const cosmosConfig = loadCosmosConfig(settings());
+    const cosmosClient = createCosmosClient(cosmosConfig);
+    const serviceBus = new ServiceBusClient(settings().ServiceBusConnection);
+    const sender = serviceBus.createSender(JOBS_QUEUE);
+    try {
+      const deviceId = ids[0];
+      const jobs = new CosmosJobStore(await openJobsContainer(cosmosClient, cosmosConfig.databaseName));
+      // What a submission whose send failed leaves behind: the record, `queued`, without sentTime, and no message.
+      const jobId = uniqueDeviceId('unsent');
+      const request = { type: 'writeDeviceProperty' as const, deviceId, property: 'timezone', value: 'Pacific/Fiji' };
+      const createdTime = new Date().toISOString();
+      await jobs.create(newJob(jobId, request, 'api', createdTime, 3600));
+      expect(await job(jobId)).toMatchObject({ status: 'queued', attempts: 0 });
+      expect(await job(jobId)).not.toHaveProperty('sentTime');
+
+      // The sweep's clock: past the re-send bound, before the max age.
+      const summary = await resendUnsentJobs(jobs, new ServiceBusJobQueue(sender), {
+        now: new Date(Date.parse(createdTime) + 121_000).toISOString(),
+        resendAfterSeconds: 120,
+        maxAgeSeconds: 1800,
+      });
+      expect(summary.sendFailures).toEqual([]);
+      expect(summary.resent).toBeGreaterThanOrEqual(1);
+
+      const done = await finished(jobId);
+      expect(done).toMatchObject({ status: 'completed', attempts: 1, sentTime: expect.any(String) });
+      expect(fleet.devices[0].getValue('/3/0/15')).toBe('Pacific/Fiji');
+    } finally {
+      await sender.close();
+      await serviceBus.close();
+      cosmosClient.dispose();
+      await fleet.stop();
+    }
   });
 
   it('jobs are redelivered while the connector is stopped and complete once it is back', async () => {

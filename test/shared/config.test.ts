@@ -1,5 +1,5 @@
 /** The connector's configuration: what it requires, what it defaults, and what it refuses by name. */
-import { ConfigError, loadConnectorConfig } from '../../shared/config';
+import { ConfigError, loadConnectorConfig, loadJobsConfig } from '../../shared/config';
 
 const minimal = {
   CosmosDb__accountEndpoint: 'https://cosmos.example:443/',
@@ -30,6 +30,19 @@ describe('loadConnectorConfig', () => {
     );
     expect(() => loadConnectorConfig({ ...minimal, Connector__serviceBusTransport: 'http' })).toThrow(
       'Connector__serviceBusTransport must be one of amqp, amqpWebSockets; got "http"',
+    );
+  });
+});
+
+describe('loadJobsConfig', () => {
+  it('sweeps unsent jobs every minute, re-sending after 2 min and failing after 30 min, unless told otherwise', () => {
+    expect(loadJobsConfig({})).toMatchObject({
+      queuedSweepSchedule: '0 */1 * * * *',
+      queuedSweepAfterSeconds: 120,
+      queuedMaxAgeSeconds: 1800,
+    });
+    expect(() => loadJobsConfig({ Jobs__queuedSweepAfterSeconds: '600', Jobs__queuedMaxAgeSeconds: '600' })).toThrow(
+      new ConfigError('Jobs__queuedMaxAgeSeconds (600) must be above Jobs__queuedSweepAfterSeconds (600)'),
     );
   });
 });

@@ -84,6 +84,8 @@ describe('ConnectorClient', () => {
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const unreachable = await client.read(`http://127.0.0.1:${port}`, 'd', 'batteryLevel').catch((e: unknown) => e);
     expect(isTwinError(unreachable, 'ConnectorUnavailable')).toBe(true);
+    // The connection was never made: a write or execute surely did not reach the device.
+    expect((unreachable as TwinError).extensions).toEqual({ requestSent: false });
 
     const proxy = http.createServer((_req, res) => res.writeHead(502).end('bad gateway'));
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
@@ -106,6 +108,7 @@ describe('ConnectorClient', () => {
       const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
       const error = await quick.read(hangingUrl, 'd', 'batteryLevel', { timeoutMs: 200 }).catch((e: unknown) => e);
       expect(isTwinError(error, 'ConnectorUnavailable')).toBe(true);
+      expect((error as TwinError).extensions).not.toHaveProperty('requestSent');
       expect(Date.now() - started).toBeLessThan(1500);
     } finally {
       hanging.closeAllConnections();

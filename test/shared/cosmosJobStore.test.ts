@@ -57,4 +57,22 @@ describe('CosmosJobStore against the local Cosmos server', () => {
     expect(pages).toBeGreaterThanOrEqual(3);
     expect(seen).toEqual([6, 5, 4, 3, 2, 1, 0].map((i) => `list-${i}`));
   });
+
+  it('finds queued jobs without sentTime created at or before a time, across devices, and no others', async () => {
+    const unsent = (id: string, deviceId: string, createdMs: number) => store.create(readJob(id, deviceId, createdMs));
+    await unsent('u-old-1', 'dev-u1', 10_000);
+    await unsent('u-old-2', 'dev-u2', 20_000);
+    await unsent('u-new', 'dev-u1', 90_000);
+    await store.create({ ...readJob('u-sent', 'dev-u1', 10_000), sentTime: at(10_001) });
+    await store.create({ ...readJob('u-running', 'dev-u2', 10_000), status: 'running' });
+    await store.create({ ...readJob('u-cancelled', 'dev-u2', 10_000), status: 'cancelled' });
+    const seen: string[] = [];
+    let continuation: string | undefined;
+    do {
+      const page = await store.findUnsent(at(20_000), 1, continuation);
+      seen.push(...page.jobs.map((job) => job.id).filter((id) => id.startsWith('u-')));
+      continuation = page.continuation;
+    } while (continuation);
+    expect(seen.sort()).toEqual(['u-old-1', 'u-old-2']);
+  });
 });

@@ -32,6 +32,9 @@ class ScriptedJobs implements JobStore {
   async listByDevice(): Promise<JobPage> {
     return { jobs: [] };
   }
+  async findUnsent(): Promise<JobPage> {
+    return { jobs: [] };
+  }
 }
 
 function setUp(script: { afterMs: number; change: Partial<JobDocument> }[]) {

@@ -57,6 +57,7 @@ describe('job operations (local Cosmos, recording queue)', () => {
     });
     expect(created).toBe(true);
     expect(job).toMatchObject({ status: 'queued', deviceId: 'dev-1', origin: 'api', attempts: 0 });
+    expect(job.sentTime).toEqual(expect.any(String));
     expect(queue.sent.at(-1)).toEqual({
       type: 'writeDeviceProperty',
       deviceId: 'dev-1',
@@ -99,9 +100,12 @@ describe('job operations (local Cosmos, recording queue)', () => {
     queue.refuse = true;
     const body = { type: 'executeDeviceOperation', deviceId: 'dev-2', operation: 'reboot', jobId: 'client-send' };
     expect(await codeOf(submitJob(deps, body))).toMatchObject({ code: 'JobQueueUnavailable' });
+    // Recorded, but not known to be sent: the unsent-job sweep would find it.
+    expect(await getJob(deps.jobs, 'client-send')).not.toHaveProperty('sentTime');
     queue.refuse = false;
     const retried = await submitJob(deps, body);
     expect(retried.created).toBe(false);
+    expect(retried.job.sentTime).toEqual(expect.any(String));
     expect(queue.sent.filter((m) => m.jobId === 'client-send')).toHaveLength(1);
   });
 

@@ -355,6 +355,134 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
     expect(connector.calls).toHaveLength(1);
   });
 
+  it('a write retried after an unknown outcome shows MayHaveRun, then reads first and skips a value already held', async () => {
+    const deviceId = await connectedDevice();
+    const message = await queued({
+      type: 'writeDeviceProperty',
+      deviceId,
+      property: 'timezone',
+      value: 'Europe/Paris',
+      jobId: `wm-${deviceId}`,
+    });
+    connector.failures.push('DeviceTimeout');
+    await expect(runDeviceJob(deps, message, { deliveryCount: 1 })).rejects.toBeInstanceOf(TransientJobError);
+    expect(await deps.jobs.read(deviceId, message.jobId)).toMatchObject({
+      status: 'queued',
+      attempts: 1,
+      lastError: { code: 'MayHaveRun', cause: 'DeviceTimeout' },
+    });
+    // The device did apply the first write; its acknowledgement was lost.
+    connector.values.set(`${deviceId}/timezone`, 'Europe/Paris');
+    const { job } = await runDeviceJob(deps, message, { deliveryCount: 2 });
+    expect(job).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(job).not.toHaveProperty('lastError');
+    expect(connector.calls).toEqual([
+      `write ${CONNECTOR_URL} ${deviceId} timezone=Europe/Paris`,
+      `read ${CONNECTOR_URL} ${deviceId} timezone`,
+    ]);
+  });
+
+  it('a retried write whose value the device does not hold is written again', async () => {
+    const deviceId = await connectedDevice();
+    connector.values.set(`${deviceId}/timezone`, 'UTC');
+    const message = await queued({
+      type: 'writeDeviceProperty',
+      deviceId,
+      property: 'timezone',
+      value: 'Asia/Tokyo',
+      jobId: `wr-${deviceId}`,
+    });
+    connector.failures.push('ConnectorUnavailable');
+    await expect(runDeviceJob(deps, message, { deliveryCount: 1 })).rejects.toBeInstanceOf(TransientJobError);
+    const { job } = await runDeviceJob(deps, message, { deliveryCount: 2 });
+    expect(job).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(connector.calls).toEqual([
+      `write ${CONNECTOR_URL} ${deviceId} timezone=Asia/Tokyo`,
+      `read ${CONNECTOR_URL} ${deviceId} timezone`,
+      `write ${CONNECTOR_URL} ${deviceId} timezone=Asia/Tokyo`,
+    ]);
+  });
+
+  it('an execute with an unknown outcome is retried as MayHaveRun and fails as MayHaveRun on the last delivery', async () => {
+    const deviceId = await connectedDevice();
+    const message = await queued({
+      type: 'executeDeviceOperation',
+      deviceId,
+      operation: 'reboot',
+      jobId: `xm-${deviceId}`,
+    });
+    // The connector went away mid-request, then (the next time) refused the connection: the first may have run.
+    connector.failures.push(
+      'ConnectorUnavailable',
+      new TwinError('ConnectorUnavailable', 'connect ECONNREFUSED', { requestSent: false }),
+      'DeviceTimeout',
+    );
+    await expect(runDeviceJob(deps, message, { deliveryCount: 1 })).rejects.toBeInstanceOf(TransientJobError);
+    await expect(runDeviceJob(deps, message, { deliveryCount: 2 })).rejects.toBeInstanceOf(TransientJobError);
+    expect(await deps.jobs.read(deviceId, message.jobId)).toMatchObject({
+      status: 'queued',
+      attempts: 2,
+      lastError: {
+        code: 'MayHaveRun',
+        cause: 'ConnectorUnavailable',
+        message: expect.stringMatching(/earlier attempt/),
+      },
+    });
+    const { job } = await runDeviceJob(deps, message, { deliveryCount: 3 });
+    expect(job).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'MayHaveRun', cause: 'DeviceTimeout' } });
+    expect(connector.calls).toHaveLength(3);
+  });
+
+  it('a write or execute whose request surely did not leave keeps its own error, not MayHaveRun', async () => {
+    const deviceId = await connectedDevice();
+    const message = await queued({
+      type: 'executeDeviceOperation',
+      deviceId,
+      operation: 'reboot',
+      jobId: `xr-${deviceId}`,
+    });
+    connector.failures.push(new TwinError('ConnectorUnavailable', 'connect ECONNREFUSED', { requestSent: false }));
+    await expect(runDeviceJob(deps, message, { deliveryCount: 1 })).rejects.toBeInstanceOf(TransientJobError);
+    expect((await deps.jobs.read(deviceId, message.jobId))?.lastError).toEqual({
+      code: 'ConnectorUnavailable',
+      message: 'connect ECONNREFUSED',
+    });
+    connector.failures.push('DeviceRejected');
+    const { job } = await runDeviceJob(deps, message, { deliveryCount: 2 });
+    expect(job).toMatchObject({ status: 'failed', error: { code: 'DeviceRejected' } });
+  });
+
+  it('a delivery that finds an execute still running (the previous one stopped mid-run) records MayHaveRun', async () => {
+    const deviceId = await connectedDevice();
+    const message = await queued({
+      type: 'executeDeviceOperation',
+      deviceId,
+      operation: 'reboot',
+      jobId: `xs-${deviceId}`,
+    });
+    // What a host that died during the device call leaves behind.
+    await deps.jobs.update(deviceId, message.jobId, (j) => ({ ...j, status: 'running', attempts: 1 }));
+    connector.failures.push('ConnectorUnavailable');
+    await expect(runDeviceJob(deps, message, { deliveryCount: 2 })).rejects.toBeInstanceOf(TransientJobError);
+    expect(await deps.jobs.read(deviceId, message.jobId)).toMatchObject({
+      attempts: 2,
+      lastError: { code: 'MayHaveRun', cause: 'ConnectorUnavailable' },
+    });
+  });
+
+  it('a delivery stamps sentTime: its message exists', async () => {
+    const deviceId = await connectedDevice();
+    const message = await queued({
+      type: 'readDeviceProperty',
+      deviceId,
+      property: 'timezone',
+      jobId: `s-${deviceId}`,
+    });
+    expect(await deps.jobs.read(deviceId, message.jobId)).not.toHaveProperty('sentTime');
+    const { job } = await runDeviceJob(deps, message, { deliveryCount: 1 });
+    expect(job.sentTime).toBe(job.startedTime);
+  });
+
   it('backs off exponentially up to the cap', () => {
     const policy = { maxDeliveryCount: 10, firstDelayMs: 1000, maxDelayMs: 30_000 };
     expect([1, 2, 3, 4, 5, 6, 9, 100].map((n) => retryDelayMs(policy, n))).toEqual([
