@@ -27,6 +27,16 @@ export const LOCKED_UNTIL_UTC_PROPERTY = 'com.microsoft:locked-until-utc';
 export const LINK_TIMEOUT_PROPERTY = 'com.microsoft:timeout';
 /** Wait for a free session when the client sends no timeout, milliseconds (the service's own bound is 65 s). */
 export const DEFAULT_ACCEPT_SESSION_TIMEOUT_MS = 60_000;
+/**
+ * Longest wait for a free session, milliseconds: a held attach is answered (session or `com.microsoft:timeout`) at
+ * the latest this long after it arrived, whatever the client asked. The SDK gives up on any attach after a fixed
+ * 60 s (rhea-promise's operation timeout, which @azure/service-bus 7.x leaves at its default) and then ends the AMQP
+ * session, while its `com.microsoft:timeout` is its retry timeout (60 s by default) less only 20 to 120 ms. An answer
+ * that crosses the SDK's `end` makes its rhea detach the link on the channel it has just ended, and the endpoint's
+ * rhea then drops the whole connection ("detach received on invalid channel"), failing every receiver on it. Ten
+ * seconds below the SDK's limit, the answer arrives first even on a busy machine.
+ */
+export const MAX_SESSION_WAIT_MS = 50_000;
 
 /** .NET ticks at the Unix epoch and ticks per millisecond, for `com.microsoft:locked-until-utc`. */
 export const DOTNET_TICKS_AT_UNIX_EPOCH = 621_355_968_000_000_000n;

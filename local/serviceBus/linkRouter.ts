@@ -26,6 +26,7 @@ import {
   LINK_TIMEOUT_PROPERTY,
   MANAGEMENT_NODE_SUFFIX,
   MAX_MESSAGE_SIZE_BYTES,
+  MAX_SESSION_WAIT_MS,
   Operation,
   SESSION_FILTER,
   STANDARD_MESSAGE_FORMAT,
@@ -181,10 +182,8 @@ export class LinkRouter {
     const timeout = sender.properties?.[LINK_TIMEOUT_PROPERTY];
     const wanted = typeof requested === 'string' ? `session '${requested}'` : 'the next free session';
     this.log.debug(`connection ${client.id}: ${link.describe()} asks for ${wanted} (${receiveMode})`);
-    link.openWithSession(
-      typeof requested === 'string' ? requested : undefined,
-      typeof timeout === 'number' && timeout > 0 ? timeout : DEFAULT_ACCEPT_SESSION_TIMEOUT_MS,
-    );
+    const waitMs = typeof timeout === 'number' && timeout > 0 ? timeout : DEFAULT_ACCEPT_SESSION_TIMEOUT_MS;
+    link.openWithSession(typeof requested === 'string' ? requested : undefined, Math.min(waitMs, MAX_SESSION_WAIT_MS));
   }
 
   /** A client sender attached: the endpoint's side receives (requests, or messages for an entity). */

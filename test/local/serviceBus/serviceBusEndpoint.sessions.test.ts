@@ -117,6 +117,33 @@ test('a waiting acceptNextSession gets a session as soon as one has a message', 
   expect(bodies(await receiver.receiveMessages(1, { maxWaitTimeInMs: 500 }))).toEqual(['wake up']);
 });
 
+test('an accept waiting with the SDK default timeout is refused before the SDK gives up, and the connection stays up', async () => {
+  // The SDK asks to wait 60 s less 20-120 ms and gives up on the attach at 60 s, then ends its AMQP session; an answer
+  // crossing that end used to drop the whole connection ("detach received on invalid channel"). Fake time passes in
+  // 1 s steps with real socket I/O between them: an answer may take up to one step to reach the client.
+  const realSetTimeout = setTimeout;
+  const client = bus.client({ retryOptions: { maxRetries: 0 } });
+  await client.createSender('work').sendMessages({ body: 'opens other sessions first, as an app does' });
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'hrtime', 'performance'] });
+  let outcome: unknown;
+  void client.acceptNextSession('jobs').then(
+    (receiver) => (outcome = receiver),
+    (error: unknown) => (outcome = error),
+  );
+  try {
+    for (let second = 0; second < 70 && outcome === undefined; second++) {
+      await new Promise((resolve) => realSetTimeout(resolve, 5));
+      jest.advanceTimersByTime(1000);
+    }
+  } finally {
+    jest.useRealTimers();
+  }
+  expect(outcome).toMatchObject({ code: 'ServiceTimeout', message: expect.stringContaining("No session of 'jobs'") });
+  await client.createSender('jobs').sendMessages({ body: 'after the wait', sessionId: 'dev-a' });
+  const receiver = await client.acceptNextSession('jobs');
+  expect(bodies(await receiver.receiveMessages(1, { maxWaitTimeInMs: 500 }))).toEqual(['after the wait']);
+});
+
 test('session state is kept per session, across receivers', async () => {
   await sendInterleaved(1, ['dev-a']);
   const client = bus.client();
