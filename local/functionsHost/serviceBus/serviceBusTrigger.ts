@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   isServiceBusError,
@@ -134,7 +133,12 @@ function deadLetterRequestOf(error: unknown): DeadLetterRequest | undefined {
  */
 export class ServiceBusTrigger implements TriggerListener {
   readonly #client: ServiceBusClient;
-  readonly #abort = new AbortController();
+  /**
+   * One controller per SDK call in progress (accept, receive, pause), aborted by stop() and dropped when its call
+   * ends: whatever the SDK leaves on a call's signal (7.9 leaves one listener per receive that ends with a drain) goes
+   * with it, so listeners stay bounded by the calls in progress however many sessions the trigger handles.
+   */
+  readonly #calls = new Set<AbortController>();
   #stopped = false;
   readonly #loops: Promise<void>[] = [];
   #receiver?: ServiceBusReceiver;
@@ -149,9 +153,6 @@ export class ServiceBusTrigger implements TriggerListener {
     private readonly settings: ServiceBusHostSettings,
     private readonly logger: HostLogger,
   ) {
-    // Every session slot hands this one signal to the SDK, which listens on it while its call is pending: one
-    // listener per slot is expected, not a leak (Node warns past 10).
-    setMaxListeners(settings.maxConcurrentSessions + 10, this.#abort.signal);
     try {
       this.#client = new ServiceBusClient(setup.connectionString, { retryOptions: CLIENT_RETRY_OPTIONS });
     } catch (error) {
@@ -197,7 +198,7 @@ export class ServiceBusTrigger implements TriggerListener {
       return;
     }
     this.#stopped = true;
-    this.#abort.abort();
+    for (const call of this.#calls) call.abort();
     await this.#subscription?.close().catch(() => undefined);
   }
 
@@ -237,17 +238,18 @@ export class ServiceBusTrigger implements TriggerListener {
       const startedAt = Date.now();
       let receiver: ServiceBusSessionReceiver;
       try {
-        const options: ServiceBusSessionReceiverOptions = {
-          receiveMode: 'peekLock',
-          maxAutoLockRenewalDurationInMs: this.settings.maxAutoLockRenewalDurationMs,
-          skipParsingBodyAsJson: true,
-          abortSignal: this.#abort.signal,
-        };
-        const [queueOrTopic, subscription] = this.setup.entity.path;
-        receiver =
-          subscription === undefined
-            ? await this.#client.acceptNextSession(queueOrTopic, options)
-            : await this.#client.acceptNextSession(queueOrTopic, subscription, options);
+        receiver = await this.untilStopped((abortSignal) => {
+          const options: ServiceBusSessionReceiverOptions = {
+            receiveMode: 'peekLock',
+            maxAutoLockRenewalDurationInMs: this.settings.maxAutoLockRenewalDurationMs,
+            skipParsingBodyAsJson: true,
+            abortSignal,
+          };
+          const [queueOrTopic, subscription] = this.setup.entity.path;
+          return subscription === undefined
+            ? this.#client.acceptNextSession(queueOrTopic, options)
+            : this.#client.acceptNextSession(queueOrTopic, subscription, options);
+        });
         failures = 0;
       } catch (error) {
         if (this.#stopped) {
@@ -277,10 +279,9 @@ export class ServiceBusTrigger implements TriggerListener {
   /** Handles one session's messages in order until it stays idle for the session idle timeout. */
   private async runSession(receiver: ServiceBusSessionReceiver): Promise<void> {
     while (!this.#stopped) {
-      const [message] = await receiver.receiveMessages(1, {
-        maxWaitTimeInMs: this.settings.sessionIdleTimeoutMs,
-        abortSignal: this.#abort.signal,
-      });
+      const [message] = await this.untilStopped((abortSignal) =>
+        receiver.receiveMessages(1, { maxWaitTimeInMs: this.settings.sessionIdleTimeoutMs, abortSignal }),
+      );
       if (!message) {
         return;
       }
@@ -338,7 +339,19 @@ export class ServiceBusTrigger implements TriggerListener {
     if (ms <= 0 || this.#stopped) {
       return;
     }
-    await delay(ms, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+    await this.untilStopped((signal) => delay(ms, undefined, { signal })).catch(() => undefined);
+  }
+
+  /** Runs one SDK call with a signal of its own that stop() aborts (already aborted once the trigger has stopped). */
+  private async untilStopped<T>(call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    if (this.#stopped) controller.abort();
+    this.#calls.add(controller);
+    try {
+      return await call(controller.signal);
+    } finally {
+      this.#calls.delete(controller);
+    }
   }
 }
 
