@@ -10,8 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { MAX_BODY_BYTES } from '../functions/lib/httpAdapter';
 import { SERVICE_BUS_CONNECTION } from '../shared/constants';
 import { EMULATOR_KEY } from './cosmosServer';
+import { REQUEST_BODY_LIMIT_SETTING } from './functionsHost/hostSettings';
 
 export interface StackPorts {
   cosmos: number;
@@ -250,6 +252,8 @@ function localSettings(input: {
     Connector__coapAddress: '127.0.0.1',
     Connector__apiPort: String(ports.connectorApi),
     Connector__apiUrl: `http://127.0.0.1:${ports.connectorApi}`,
+    // The app's own body limit: the host refuses a larger body while it arrives, instead of buffering up to 100 MB.
+    [REQUEST_BODY_LIMIT_SETTING]: String(MAX_BODY_BYTES),
   };
   if (options.observation) {
     for (const propertyClass of ['device', 'firmwareUpdate', 'server']) {

@@ -3,7 +3,13 @@ import { systemClock, type Clock } from './clock';
 import { FunctionInvoker } from './functionInvoker';
 import { FunctionsCoreModule, type RegisteredFunction } from './functionsCoreModule';
 import { createHostLogger, describeError, type HostLogger } from './hostLogger';
-import { loadLocalSettings, readHostSettings, resolveAppSettingReferences, type HostSettings } from './hostSettings';
+import {
+  loadLocalSettings,
+  readHostSettings,
+  REQUEST_BODY_LIMIT_SETTING,
+  resolveAppSettingReferences,
+  type HostSettings,
+} from './hostSettings';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, HttpTrigger } from './http/httpTrigger';
 import { loadFunctionApp } from './loadFunctionApp';
 import { resolveServiceBusTrigger, ServiceBusTrigger } from './serviceBus/serviceBusTrigger';
@@ -16,8 +22,6 @@ import type { TriggerListener } from './triggerListener';
 
 /** The port `func start` uses. */
 export const DEFAULT_FUNCTIONS_PORT = 7071;
-/** The app setting that overrides the request body limit (bytes), as on Azure Functions for Linux. */
-export const REQUEST_BODY_LIMIT_SETTING = 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT';
 /** The app setting that names the host id (lock and timer-status blob names); default: from package.json `name`. */
 export const HOST_ID_SETTING = 'AzureFunctionsWebHost__hostid';
 /** The runtime monitors (persists) timer schedules whose occurrences are at least this far apart. */

@@ -4,6 +4,9 @@ import path from 'node:path';
 import type { RpcLogLevel } from './functionsCoreTypes';
 import { parseHostJsonLogLevel } from './hostLogger';
 
+/** The app setting that overrides the request body limit (bytes), as on Azure Functions for Linux. */
+export const REQUEST_BODY_LIMIT_SETTING = 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT';
+
 /** The Functions host's HTTP route prefix when host.json does not set `extensions.http.routePrefix`. */
 export const DEFAULT_ROUTE_PREFIX = 'api';
 

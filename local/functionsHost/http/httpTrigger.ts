@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PROBLEM_CONTENT_TYPE, toProblem, TwinError } from '../../../shared/errors';
 import type { RegisteredFunction } from '../functionsCoreModule';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from '../functionsCoreTypes';
 import { FunctionInvocationError, type FunctionInvoker } from '../functionInvoker';
@@ -7,7 +8,10 @@ import { describeError, type HostLogger } from '../hostLogger';
 import type { TriggerListener } from '../triggerListener';
 import { compareRoutePrecedence, HttpRouteTemplate } from './httpRouteTemplate';
 
-/** Azure Functions' request body limit (100 MB), the default here; the app may enforce a smaller one itself. */
+/**
+ * Azure Functions' request body limit (100 MB), the default here. The local stack sets the app's own limit instead
+ * (app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT), so that a larger body is refused while it arrives, not buffered.
+ */
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
 
 const PROBLEM_JSON = 'application/problem+json';
@@ -35,13 +39,19 @@ interface HttpRoute {
   methods: ReadonlySet<string> | undefined;
 }
 
-class RequestBodyTooLargeError extends Error {}
+/** A body over the limit: its declared length, or undefined when it was refused while arriving. */
+class RequestBodyTooLargeError extends Error {
+  constructor(readonly declaredBytes?: number) {
+    super('request body too large');
+  }
+}
 
 /**
  * Serves HTTP-triggered functions like the Functions host: `<routePrefix>/<route>` with ASP.NET route templates, route
  * parameters in the request's `params`, auth levels not enforced (as with `func start`). Unknown route: 404; known
  * route, other method: 405 with `Allow`; handler failure: 500 problem+json naming the invocation id (details in the
- * log only); body over the limit: 413.
+ * log only); body over the limit: 413 problem+json `PayloadTooLarge`, as the app answers, refused on its Content-Length
+ * before any of it is read, or as soon as the bytes read pass the limit (the rest is never read; the connection closes).
  */
 export class HttpTrigger implements TriggerListener {
   readonly #routes: HttpRoute[];
@@ -204,13 +214,15 @@ export class HttpTrigger implements TriggerListener {
       body = declaresBody(req) ? await readRequestBody(req, this.options.maxRequestBodyBytes) : undefined;
     } catch (error) {
       if (error instanceof RequestBodyTooLargeError) {
-        res.setHeader('connection', 'close');
-        sendProblem(
-          res,
-          413,
-          'Payload Too Large',
-          `The request body exceeds ${this.options.maxRequestBodyBytes} bytes.`,
+        const limit = this.options.maxRequestBodyBytes;
+        const size = error.declaredBytes === undefined ? `more than ${limit}` : String(error.declaredBytes);
+        const problem = toProblem(
+          new TwinError('PayloadTooLarge', `The body has ${size} bytes; at most ${limit} are accepted`),
         );
+        res.statusCode = problem.status;
+        res.setHeader('content-type', PROBLEM_CONTENT_TYPE);
+        res.setHeader('connection', 'close');
+        res.end(JSON.stringify(problem));
         res.once('finish', () => req.destroy());
         return;
       }
@@ -297,7 +309,7 @@ function declaresBody(req: IncomingMessage): boolean {
 function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > limit) {
-    return Promise.reject(new RequestBodyTooLargeError());
+    return Promise.reject(new RequestBodyTooLargeError(Number(declaredLength)));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
