@@ -1,10 +1,6 @@
 /**
- * The connector's internal HTTP API, called by the Functions app's job function (shared/connectorClient.ts):
- *
- * - `GET  /devices/{deviceId}/properties/{name}`  deep read  -> 200 `{ deviceId, property, value, time }`
- * - `PUT  /devices/{deviceId}/properties/{name}`  deep write, body `{ "value": ... }` -> 204
- * - `POST /devices/{deviceId}/operations/{name}`  execute -> 204
- * - `GET  /health` (no key) -> 200 with counts
+ * The connector's internal HTTP API, called by the Functions app (shared/connectorClient.ts); its routes, headers
+ * and limits are in shared/connectorApi.ts.
  *
  * Every route but `/health` needs the shared key in `x-connector-key` (compared in constant time). A caller may
  * lower the device bound with `x-timeout-ms`. Errors are problem+json with the stable codes of shared/errors.ts:
@@ -15,20 +11,26 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { IncomingMessage, ServerResponse } from 'node:http';
 import { CATALOG_NAMES, CatalogEntry, PropertyValue, findProperty, validateValue } from '../shared/catalog';
-import { CONNECTOR_KEY_HEADER } from '../shared/constants';
+import {
+  CONNECTOR_KEY_HEADER,
+  CONNECTOR_MAX_BODY_BYTES,
+  CONNECTOR_TIMEOUT_HEADER,
+  HEALTH_PATH,
+  parseConnectorPath,
+} from '../shared/connectorApi';
 import { validateDeviceId } from '../shared/deviceId';
 import { PROBLEM_CONTENT_TYPE, TwinError, toProblem } from '../shared/errors';
 import { Logger } from './logger';
 
-/** Header a caller uses to lower the device round-trip bound, in ms. */
-export const TIMEOUT_HEADER = 'x-timeout-ms';
-/** Largest request body accepted. */
-const MAX_BODY_BYTES = 64 * 1024;
+const TIMEOUT_HEADER = CONNECTOR_TIMEOUT_HEADER;
+const MAX_BODY_BYTES = CONNECTOR_MAX_BODY_BYTES;
 
 export interface DeviceOperations {
   read(deviceId: string, entry: CatalogEntry, timeoutMs: number): Promise<{ value: PropertyValue; time: string }>;
   write(deviceId: string, entry: CatalogEntry, value: PropertyValue, timeoutMs: number): Promise<void>;
   execute(deviceId: string, entry: CatalogEntry, timeoutMs: number): Promise<void>;
+  /** Ends the device's registration now (deprovisioning); false when none was held. */
+  endRegistration(deviceId: string): boolean;
   health(): Record<string, unknown>;
 }
 
@@ -39,8 +41,6 @@ export interface InternalApiOptions {
   deviceTimeoutMs: number;
   log: Logger;
 }
-
-const ROUTE = /^\/devices\/([^/]+)\/(properties|operations)\/([^/]+)$/;
 
 export function createInternalApi(options: InternalApiOptions): http.Server {
   const expectedKey = digest(options.apiKey);
@@ -57,7 +57,7 @@ export function createInternalApi(options: InternalApiOptions): http.Server {
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://connector');
-    if (url.pathname === '/health') {
+    if (url.pathname === HEALTH_PATH) {
       if (request.method !== 'GET') throw methodNotAllowed('GET');
       return sendJson(response, 200, { status: 'ok', ...options.operations.health() });
     }
@@ -65,13 +65,18 @@ export function createInternalApi(options: InternalApiOptions): http.Server {
     if (typeof key !== 'string' || !timingSafeEqual(digest(key), expectedKey)) {
       throw new TwinError('Unauthorized', `the ${CONNECTOR_KEY_HEADER} header is missing or wrong`);
     }
-    const match = ROUTE.exec(url.pathname);
-    if (!match) throw new TwinError('NotFound', `no route ${request.method} ${url.pathname}`);
-    const deviceId = validateDeviceId(decodeSegment(match[1], 'deviceId'));
-    const name = decodeSegment(match[3], 'name');
+    const route = parseConnectorPath(url.pathname);
+    if (!route) throw new TwinError('NotFound', `no route ${request.method} ${url.pathname}`);
+    const deviceId = validateDeviceId(decodeSegment(route.deviceId, 'deviceId'));
+    if (route.kind === 'registration') {
+      if (request.method !== 'DELETE') throw methodNotAllowed('DELETE');
+      options.operations.endRegistration(deviceId);
+      return sendEmpty(response);
+    }
+    const name = decodeSegment(route.name as string, 'name');
     const timeoutMs = effectiveTimeout(request.headers[TIMEOUT_HEADER], options.deviceTimeoutMs);
     const entry = findProperty(name);
-    if (match[2] === 'operations') {
+    if (route.kind === 'operation') {
       if (request.method !== 'POST') throw methodNotAllowed('POST');
       if (!entry) throw new TwinError('PropertyNotFound', `no operation ${name}; known: ${executableNames()}`);
       if (!entry.executable) {

@@ -1,5 +1,6 @@
 /**
- * The connector's composition root: configuration from the environment, the Cosmos client and twin store, the
+ * The connector's composition root: configuration from the environment, the Cosmos client, twin and registration
+ * stores, the
  * Service Bus sender of twin events, the connector, and signal handling (SIGTERM/SIGINT: graceful stop, then exit).
  */
 import { ConfigError, ConnectorConfig, loadConnectorConfig } from '../shared/config';
@@ -9,6 +10,7 @@ import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
 import { createServiceBusClient } from '../shared/serviceBusClient';
 import { ServiceBusEventPublisher } from '../shared/twinEvents';
 import { Logger, jsonLineLogger } from './logger';
+import { CosmosRegistrationStore, openRegistrationsContainer } from './registration/cosmosRegistrationStore';
 import { startConnector } from './startConnector';
 import { ThreadedReadingsSink } from './threadedReadingsSink';
 
@@ -21,6 +23,9 @@ async function main(): Promise<void> {
   const cosmos = createCosmosClient(config.cosmos);
   const container = await openTwinsContainer(cosmos, config.cosmos.databaseName);
   const store = new CosmosTwinStore(container, config.stalenessGraceSeconds);
+  const registrations = new CosmosRegistrationStore(
+    await openRegistrationsContainer(cosmos, config.cosmos.databaseName),
+  );
   const readingsSink = await ThreadedReadingsSink.start({
     cosmos: config.cosmos,
     graceSeconds: config.stalenessGraceSeconds,
@@ -32,7 +37,7 @@ async function main(): Promise<void> {
   });
   const serviceBus = createServiceBusClient(config.serviceBus, config.serviceBusTransport);
   const events = new ServiceBusEventPublisher(serviceBus.createSender(EVENTS_TOPIC));
-  const connector = await startConnector({ store, readingsSink, events, config, log });
+  const connector = await startConnector({ store, registrations, readingsSink, events, config, log });
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -32,6 +32,11 @@ export interface ReadingsWriterOptions {
   maxConcurrentWrites: number;
   /** propertyFresh events go here, for every property a write took out of stale (default: none). */
   events?: EventSink;
+  /**
+   * Called when the store refused a device's readings because their registration is not the twin's (see
+   * `Reading.registrationId`) or the twin is gone: the registration is orphaned and should end.
+   */
+  onOrphaned?: (deviceId: string, registrationIds: readonly string[]) => void;
   log: Logger;
   now: () => number;
 }
@@ -201,7 +206,12 @@ export class ReadingsWriter {
         this.stats.refused += writes[i].readings.length - result.changed.length;
         if (!result.found) {
           this.warnings.warn('readings dropped: the twin no longer exists', { deviceId: writes[i].deviceId });
+        } else if (result.superseded) {
+          this.warnings.warn('readings dropped: they came from a registration the twin no longer has', {
+            deviceId: writes[i].deviceId,
+          });
         }
+        if (!result.found || result.superseded) this.orphaned(writes[i].deviceId, writes[i].readings);
         if (result.refreshed.length > 0) {
           this.events.emit(propertyFreshEvents(writes[i].deviceId, result.refreshed, writes[i].readings));
         }
@@ -223,6 +233,12 @@ export class ReadingsWriter {
       }
       this.drain();
     }
+  }
+
+  private orphaned(deviceId: string, readings: readonly Reading[]): void {
+    const ids = new Set<string>();
+    for (const reading of readings) if (reading.registrationId !== undefined) ids.add(reading.registrationId);
+    if (ids.size > 0) this.options.onOrphaned?.(deviceId, [...ids]);
   }
 
   private retryLater(deviceId: string, device: DeviceBacklog, readings: readonly Reading[], error: unknown): void {

@@ -3,7 +3,6 @@
  * `connector/main.ts` wires it to Cosmos and signals; tests and benchmarks start it on port 0.
  */
 import { AddressInfo } from 'node:net';
-import { findProperty, observationFor } from '../shared/catalog';
 import { ConnectorConfig } from '../shared/config';
 import { TwinStore } from '../shared/twinStore';
 import { EventPublisher } from '../shared/twinEvents';
@@ -12,7 +11,8 @@ import { EventQueue, EventQueueStats } from './eventQueue';
 import { createInternalApi } from './internalApi';
 import { Logger } from './logger';
 import { Lwm2mServer } from './lwm2mServer';
-import { ReadingsSink, ReadingsWriter, ReadingsWriterStats } from './readingsWriter';
+import { ReadingsSink, ReadingsWriterStats } from './readingsWriter';
+import { MemoryRegistrationStore, RegistrationStore } from './registration/registrationStore';
 
 /** The config fields the connector itself uses (the Cosmos and Service Bus sections are for the composition root). */
 export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos' | 'serviceBus' | 'serviceBusTransport'>;
@@ -23,6 +23,11 @@ const EVENTS_DRAIN_TIMEOUT_MS = 5_000;
 export interface ConnectorOptions {
   /** Registrations and connection state go here (and readings, unless `readingsSink` is given). */
   store: TwinStore;
+  /**
+   * Where registrations are kept across restarts (main.ts: Cosmos `registrations`); default in memory, so they last
+   * as long as the process. The connector loads this instance's registrations from it at start.
+   */
+  registrations?: RegistrationStore;
   /** Where readings are written (main.ts: a `ThreadedReadingsSink`); default `store`. Not closed by the connector. */
   readingsSink?: ReadingsSink;
   /**
@@ -39,6 +44,8 @@ export interface ConnectorOptions {
 export interface ConnectorStats {
   instanceId: string;
   registrations: number;
+  /** Registrations taken up from the store at start, and those found expired then. */
+  restored: { registrations: number; expired: number; ms: number };
   observations: number;
   pendingReadings: number;
   readings: ReadingsWriterStats;
@@ -56,31 +63,26 @@ export interface RunningConnector {
   stats(): ConnectorStats;
   /** Writes every pending reading now. */
   flush(): Promise<void>;
-  /** Graceful stop: no new requests, registrations ended (twins disconnected), readings flushed, sockets closed. */
+  /**
+   * Graceful stop: no new requests, readings flushed, sockets closed. Registrations stay in the store and twins stay
+   * connected: the next start takes them up again.
+   */
   close(): Promise<void>;
 }
 
 export async function startConnector(options: ConnectorOptions): Promise<RunningConnector> {
   const { store, config, log } = options;
   const now = options.now ?? Date.now;
-  const fallback = (name: string) => {
-    const entry = findProperty(name);
-    if (!entry) throw new Error(`reading for unknown property ${name}`);
-    return observationFor(entry, config.observation);
-  };
   const events = options.events ? new EventQueue(options.events, { log, now }) : undefined;
-  const writer = new ReadingsWriter({
-    sink: options.readingsSink ?? store,
-    events,
-    fallback,
-    batchMs: config.notifyBatchMs,
-    maxConcurrentWrites: config.maxConcurrentTwinWrites,
-    log,
-    now,
-  });
-  const server = new Lwm2mServer({
+  const registrations = options.registrations ?? new MemoryRegistrationStore();
+  const lwm2m = new Lwm2mServer({
     store,
-    writer,
+    registrations,
+    readings: {
+      sink: options.readingsSink ?? store,
+      batchMs: config.notifyBatchMs,
+      maxConcurrentWrites: config.maxConcurrentTwinWrites,
+    },
     events,
     log,
     now,
@@ -89,15 +91,24 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     observation: config.observation,
     deviceTimeoutMs: config.deviceTimeoutSeconds * 1000,
   });
+  const writer = lwm2m.writer;
+  const loadStarted = Date.now();
+  const loaded = await registrations.loadAll(config.instanceId);
   const endpoint = await CoapEndpoint.bind(config.coapAddress, config.coapPort, {
     log,
     now,
-    onRequest: server.handleRequest,
+    onRequest: lwm2m.handleRequest('coap'),
   });
+  // Synchronously after the bind: the endpoint delivers no datagram before the stored observations are back.
+  lwm2m.attach('coap', endpoint);
+  const taken = lwm2m.restore(loaded);
+  const restored = { registrations: taken.restored, expired: taken.expired, ms: Date.now() - loadStarted };
+  if (loaded.length > 0) log.info('registrations restored', restored);
 
   const stats = (): ConnectorStats => ({
     instanceId: config.instanceId,
-    registrations: server.registry.size,
+    registrations: lwm2m.registry.size,
+    restored,
     observations: endpoint.observationCount,
     pendingReadings: writer.pending,
     readings: { ...writer.stats },
@@ -106,9 +117,10 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
   });
   const api = createInternalApi({
     operations: {
-      read: (deviceId, entry, timeoutMs) => server.read(deviceId, entry, timeoutMs),
-      write: (deviceId, entry, value, timeoutMs) => server.write(deviceId, entry, value, timeoutMs),
-      execute: (deviceId, entry, timeoutMs) => server.execute(deviceId, entry, timeoutMs),
+      read: (deviceId, entry, timeoutMs) => lwm2m.devices.read(deviceId, entry, timeoutMs),
+      write: (deviceId, entry, value, timeoutMs) => lwm2m.devices.write(deviceId, entry, value, timeoutMs),
+      execute: (deviceId, entry, timeoutMs) => lwm2m.devices.execute(deviceId, entry, timeoutMs),
+      endRegistration: (deviceId) => lwm2m.endRegistration(deviceId),
       health: () => ({ ...stats() }),
     },
     apiKey: config.apiKey,
@@ -128,7 +140,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     throw error;
   }
   const apiPort = (api.address() as AddressInfo).port;
-  const sweep = setInterval(() => server.sweepExpired(), config.expirySweepMs);
+  const sweep = setInterval(() => lwm2m.sweepExpired(), config.expirySweepMs);
   log.info('connector started', {
     instanceId: config.instanceId,
     coap: `${config.coapAddress}:${endpoint.port}`,
@@ -141,9 +153,9 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     const apiClosed = new Promise<void>((resolve) => api.close(() => resolve()));
     api.closeIdleConnections();
     // Sockets first: no more notifications; then the registrations end and the readings reach the twins.
-    server.stopAccepting();
+    lwm2m.stopAccepting();
     await endpoint.close();
-    await server.close();
+    await lwm2m.close();
     await writer.close();
     await events?.drain(EVENTS_DRAIN_TIMEOUT_MS);
     await apiClosed;

@@ -1,11 +1,23 @@
-import { HttpRequest, HttpResponseInit, app } from '@azure/functions';
+import { HttpRequest, HttpResponseInit, InvocationContext, app } from '@azure/functions';
 import { deprovisionDevice } from '../shared/twinOperations';
-import { twinStore } from './index';
+import { connectorClient, twinStore } from './index';
 import { withProblems } from './lib/httpAdapter';
 
-/** DELETE /api/devices/{deviceId}: 204; the device may no longer register. */
-export async function deprovisionDeviceHandler(request: HttpRequest): Promise<HttpResponseInit> {
-  await deprovisionDevice(await twinStore(), request.params.deviceId);
+/** DELETE /api/devices/{deviceId}: 204; the device may no longer register, and its registration ends at once. */
+export async function deprovisionDeviceHandler(
+  request: HttpRequest,
+  context: InvocationContext,
+): Promise<HttpResponseInit> {
+  const connectors = await connectorClient();
+  const { connectorError } = await deprovisionDevice(await twinStore(), request.params.deviceId, (url, deviceId) =>
+    connectors.endRegistration(url, deviceId),
+  );
+  if (connectorError) {
+    context.warn('deprovisioned, but the connector was not told; it ends the registration at its next write', {
+      deviceId: request.params.deviceId,
+      error: connectorError instanceof Error ? connectorError.message : String(connectorError),
+    });
+  }
   return { status: 204 };
 }
 

@@ -9,11 +9,8 @@
  * connection was never made, so the request surely did not reach the connector (a write or execute was not applied).
  */
 import { PropertyValue } from './catalog';
-import { CONNECTOR_KEY_HEADER } from './constants';
+import { CONNECTOR_KEY_HEADER, CONNECTOR_TIMEOUT_HEADER, ConnectorRoute, connectorPath } from './connectorApi';
 import { ERRORS, ErrorCode, TwinError } from './errors';
-
-/** Header that lowers the connector's device round-trip bound, ms (see connector/internalApi.ts). */
-export const CONNECTOR_TIMEOUT_HEADER = 'x-timeout-ms';
 
 export interface ConnectorCallOptions {
   /** Bound on the device round trip, ms; the HTTP call itself may take `httpMarginMs` more. */
@@ -70,13 +67,7 @@ export class ConnectorClient {
     property: string,
     options: ConnectorCallOptions = {},
   ): Promise<ConnectorReading> {
-    const response = await this.call(
-      'GET',
-      connectorUrl,
-      `properties/${encodeURIComponent(property)}`,
-      deviceId,
-      options,
-    );
+    const response = await this.call('GET', connectorUrl, { kind: 'property', deviceId, name: property }, options);
     const body = (await response.json().catch(() => undefined)) as Partial<ConnectorReading> | undefined;
     if (!body || body.value === undefined || typeof body.time !== 'string') {
       throw new TwinError('ConnectorUnavailable', `the connector at ${connectorUrl} sent an unreadable read result`);
@@ -92,8 +83,8 @@ export class ConnectorClient {
     value: PropertyValue,
     options: ConnectorCallOptions = {},
   ): Promise<void> {
-    const path = `properties/${encodeURIComponent(property)}`;
-    await this.call('PUT', connectorUrl, path, deviceId, options, JSON.stringify({ value }));
+    const route: ConnectorRoute = { kind: 'property', deviceId, name: property };
+    await this.call('PUT', connectorUrl, route, options, JSON.stringify({ value }));
   }
 
   /** Execute: the device accepted the operation. */
@@ -103,18 +94,22 @@ export class ConnectorClient {
     operation: string,
     options: ConnectorCallOptions = {},
   ): Promise<void> {
-    await this.call('POST', connectorUrl, `operations/${encodeURIComponent(operation)}`, deviceId, options);
+    await this.call('POST', connectorUrl, { kind: 'operation', deviceId, name: operation }, options);
+  }
+
+  /** Ends the device's registration at that connector now (deprovisioning): its notifies are refused from then on. */
+  async endRegistration(connectorUrl: string, deviceId: string): Promise<void> {
+    await this.call('DELETE', connectorUrl, { kind: 'registration', deviceId }, {});
   }
 
   private async call(
     method: string,
     connectorUrl: string,
-    path: string,
-    deviceId: string,
+    route: ConnectorRoute,
     options: ConnectorCallOptions,
     body?: string,
   ): Promise<Response> {
-    const url = `${connectorUrl.replace(/\/+$/, '')}/devices/${encodeURIComponent(deviceId)}/${path}`;
+    const url = `${connectorUrl.replace(/\/+$/, '')}${connectorPath(route)}`;
     const headers: Record<string, string> = { [CONNECTOR_KEY_HEADER]: this.apiKey };
     if (options.timeoutMs !== undefined) {
       headers[CONNECTOR_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(options.timeoutMs)));

@@ -23,3 +23,6 @@ export const SERVICE_BUS_CONNECTION = 'ServiceBusConnection';
 
 /** Header carrying the connector's internal API key. */
 export const CONNECTOR_KEY_HEADER = 'x-connector-key';
+
+/** Registrations container (the connector's durable registrations): one record per device, id = deviceId, TTL on. */
+export const REGISTRATIONS_CONTAINER = 'registrations';

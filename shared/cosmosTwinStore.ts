@@ -146,11 +146,11 @@ export class CosmosTwinStore implements TwinStore {
       requests++;
       const current = await this.get(deviceId);
       if (!current) return { found: false, changed: [], refreshed: [], requests };
-      const { twin, changed, refreshed } = applyReadings(current, readings, fallback, this.graceSeconds);
-      if (changed.length === 0) return { found: true, changed, refreshed, requests };
+      const { twin, changed, refreshed, superseded } = applyReadings(current, readings, fallback, this.graceSeconds);
+      if (changed.length === 0) return { found: true, changed, refreshed, superseded, requests };
       requests++;
       if (await this.replaceIfMatch(twin, current._etag as string))
-        return { found: true, changed, refreshed, requests };
+        return { found: true, changed, refreshed, superseded, requests };
     }
     throw new Error(`Twin ${deviceId}: gave up after ${MAX_RACE_RETRIES} lost ETag races`);
   }
@@ -193,14 +193,15 @@ export class CosmosTwinStore implements TwinStore {
       writes.map((w): OperationInput => ({ operationType: 'Read', id: w.deviceId, partitionKey: w.deviceId })),
     );
     const replaces: OperationInput[] = [];
-    const pending: { index: number; changed: string[]; refreshed: string[] }[] = [];
+    const pending: { index: number; changed: string[]; refreshed: string[]; superseded: boolean }[] = [];
     reads.forEach((read, index) => {
       if (read.statusCode === 404) return settle(index, { found: false, changed: [], refreshed: [], requests: 0 });
       if (read.statusCode >= 300 || !read.resourceBody) return;
       const current = read.resourceBody as unknown as TwinDocument;
-      const { twin, changed, refreshed } = applyReadings(current, writes[index].readings, fallback, this.graceSeconds);
-      if (changed.length === 0) return settle(index, { found: true, changed, refreshed, requests: 0 });
-      pending.push({ index, changed, refreshed });
+      const outcome = applyReadings(current, writes[index].readings, fallback, this.graceSeconds);
+      const { twin, changed, refreshed, superseded } = outcome;
+      if (changed.length === 0) return settle(index, { found: true, changed, refreshed, superseded, requests: 0 });
+      pending.push({ index, changed, refreshed, superseded });
       replaces.push({
         operationType: 'Replace',
         id: current.id,
@@ -212,8 +213,8 @@ export class CosmosTwinStore implements TwinStore {
     if (replaces.length === 0) return 1;
     const replaced = await this.container.items.bulk(replaces);
     replaced.forEach((outcome, k) => {
-      const { index, changed, refreshed } = pending[k];
-      if (outcome.statusCode < 300) settle(index, { found: true, changed, refreshed, requests: 0 });
+      const { index, changed, refreshed, superseded } = pending[k];
+      if (outcome.statusCode < 300) settle(index, { found: true, changed, refreshed, superseded, requests: 0 });
     });
     return 2;
   }
@@ -221,8 +222,8 @@ export class CosmosTwinStore implements TwinStore {
   /**
    * The one-request path for a single reading: a patch that applies only if the twin has the property, it is
    * supported and not stale (so `nextStaleAt` and `staleProperties` stay right without recomputing them), what it
-   * holds is older, and so is the connection's lastActivityTime. Anything else is `conditionFailed` and goes the
-   * read-replace way.
+   * holds is older, and so is the connection's lastActivityTime, and (for a reading from a registration) the twin is
+   * connected through that registration. Anything else is `conditionFailed` and goes the read-replace way.
    */
   private async patchReading(deviceId: string, reading: Reading): Promise<'patched' | 'notFound' | 'conditionFailed'> {
     if (!findProperty(reading.name)) throw new Error(`Reading for unknown property ${reading.name}`);
@@ -234,10 +235,15 @@ export class CosmosTwinStore implements TwinStore {
     // exactly "from c where" (breaking camelCase paths and ISO times) and takes any other form verbatim.
     // The connection's lastActivityTime moves forward only: a twin whose activity is newer (or absent) goes the
     // read-replace way, which takes the later of the two.
+    // Registration ids are ours too (base64url).
+    const registration =
+      reading.registrationId === undefined
+        ? ''
+        : ` AND c.connection.state = "connected" AND c.connection.registrationId = ${JSON.stringify(reading.registrationId)}`;
     const condition =
       `FROM c\nWHERE (IS_DEFINED(${p}) AND ${p}.supported = true AND ${p}.stale = false ` +
       `AND (NOT IS_DEFINED(${p}.lastUpdatedTime) OR ${p}.lastUpdatedTime < ${time}) ` +
-      `AND c.connection.lastActivityTime < ${time})`;
+      `AND c.connection.lastActivityTime < ${time}${registration})`;
     const base = `/deviceProperties/${reading.name}`;
     const operations: PatchOperation[] = [
       { op: 'set', path: `${base}/value`, value: reading.value },

@@ -83,6 +83,12 @@ export interface Reading {
   /** When the server received it (ISO). Orders readings: an older one never overwrites a newer one. */
   time: string;
   source: PropertySource;
+  /**
+   * The registration that produced it (notify): then it is written only while the twin is connected through that
+   * registration, so a reading from an ended or replaced registration, or one for a device deprovisioned and
+   * provisioned again, is refused. Absent for readings that need no registration (a deep read's answer).
+   */
+  registrationId?: string;
 }
 
 export function newTwin(
@@ -144,11 +150,16 @@ export function applyReadings(
   readings: readonly Reading[],
   fallback: (name: string) => ObservationAttributes,
   graceSeconds: number,
-): { twin: TwinDocument; changed: string[]; refreshed: string[] } {
+): { twin: TwinDocument; changed: string[]; refreshed: string[]; superseded: boolean } {
   const deviceProperties = { ...twin.deviceProperties };
+  let superseded = false;
   const changed = new Set<string>();
   const refreshed = new Set<string>();
   for (const reading of readings) {
+    if (!fromCurrentRegistration(twin, reading)) {
+      superseded = true;
+      continue;
+    }
     const current = deviceProperties[reading.name];
     if (!isNewer(reading, current)) continue;
     if (current?.stale) refreshed.add(reading.name);
@@ -156,14 +167,25 @@ export function applyReadings(
     deviceProperties[reading.name] = withReading(base, reading);
     changed.add(reading.name);
   }
-  if (changed.size === 0) return { twin, changed: [], refreshed: [] };
+  if (changed.size === 0) return { twin, changed: [], refreshed: [], superseded };
   const updated = {
     ...twin,
     connection: withActivity(twin.connection, readings),
     deviceProperties,
     version: twin.version + 1,
   };
-  return { twin: withDerivedFields(updated, graceSeconds), changed: [...changed], refreshed: [...refreshed] };
+  return {
+    twin: withDerivedFields(updated, graceSeconds),
+    changed: [...changed],
+    refreshed: [...refreshed],
+    superseded,
+  };
+}
+
+/** Whether a reading may be written given the registration it came from (see `Reading.registrationId`). */
+export function fromCurrentRegistration(twin: TwinDocument, reading: Reading): boolean {
+  if (reading.registrationId === undefined) return true;
+  return twin.connection.state === 'connected' && twin.connection.registrationId === reading.registrationId;
 }
 
 /** The connection with `lastActivityTime` moved to the newest reading's time, if that is later (never backwards). */

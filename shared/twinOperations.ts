@@ -26,9 +26,28 @@ export async function provisionDevice(
   return store.create(twin);
 }
 
-export async function deprovisionDevice(store: TwinStore, deviceId: string): Promise<void> {
+/**
+ * Deprovisions: the twin is deleted, then the connector instance holding the device's registration is told to end
+ * it at once (its Update and De-register get 4.04, its notifications RST). Telling the connector is best effort:
+ * when it cannot be reached, its next write for the device finds no twin (or a new provisioning's twin, which its
+ * registration does not own) and it ends the registration then. Resolves to the connector's failure, if any.
+ */
+export async function deprovisionDevice(
+  store: TwinStore,
+  deviceId: string,
+  endRegistration: (connectorUrl: string, deviceId: string) => Promise<void>,
+): Promise<{ connectorError?: unknown }> {
   validateDeviceId(deviceId);
-  if (!(await store.delete(deviceId))) throw deviceNotFound(deviceId);
+  const twin = await store.get(deviceId);
+  if (!twin || !(await store.delete(deviceId))) throw deviceNotFound(deviceId);
+  const connectorUrl = twin.connection.state === 'connected' ? twin.connection.connectorUrl : undefined;
+  if (!connectorUrl) return {};
+  try {
+    await endRegistration(connectorUrl, deviceId);
+    return {};
+  } catch (connectorError) {
+    return { connectorError };
+  }
 }
 
 export async function readTwin(store: TwinStore, deviceId: string): Promise<TwinDocument> {

@@ -16,6 +16,11 @@ export interface ApplyReadingsResult {
   changed: string[];
   /** Those of `changed` that were flagged stale before this write (fresh again). */
   refreshed: string[];
+  /**
+   * True when readings were refused because they came from a registration that is not the twin's current one
+   * (`Reading.registrationId`): the registration ended, was replaced, or the device was provisioned anew.
+   */
+  superseded?: boolean;
   /** Cosmos requests made (for measurements). */
   requests: number;
 }

@@ -48,6 +48,7 @@ import {
   MESSAGE_ID_MODULUS,
   NON_LIFETIME_MS,
   NSTART,
+  OBSERVE_FRESHNESS_SECONDS,
 } from './coapParameters';
 import { LastNotification, isNewerNotification } from './observeOrder';
 
@@ -61,14 +62,15 @@ export function peerKey(peer: Peer): string {
 }
 
 /**
- * An observation's handle, for `cancelObservation`: the token as a number (the endpoint's tokens are 4 bytes), which
- * costs less memory than the token's Buffer (a view that would keep its whole datagram alive).
+ * An observation's handle, for `cancelObservation` and `restoreObservation`: the 4-byte token as a signed 32-bit
+ * integer (a small integer in V8, and less memory than the token's Buffer, a view that would keep its whole datagram
+ * alive). Stable across restarts: a stored handle restores the same token.
  */
 export type ObservationHandle = number;
 
-/** The handle of the observation a response established (from its token). */
+/** The handle of the observation a response established (from its token); NaN when the token is not ours. */
 export function observationHandle(response: CoapMessage): ObservationHandle {
-  return response.token.length === TOKEN_LENGTH ? response.token.readUInt32BE(0) : -1;
+  return response.token.length === TOKEN_LENGTH ? response.token.readInt32BE(0) : Number.NaN;
 }
 
 export interface OutgoingRequest {
@@ -148,11 +150,13 @@ const MAX_REMEMBERED_REQUESTS = 20_000;
 /** Message IDs of responses remembered per peer to spot retransmitted notifications (ids are sequential per peer). */
 const RECENT_IDS_PER_PEER = 32;
 /**
- * Tokens are 4 bytes: a counter from a random start, unique among the live exchanges and observations of this
- * endpoint, below 2^30 so that V8 keeps the numbers unboxed (memory per observation).
+ * Tokens are 4 random bytes (RFC 7252 §5.3.1: at least 32 bits of randomness when not protected by DTLS, so an
+ * off-path attacker cannot guess one), unique among the live exchanges and observations of this endpoint, held as
+ * signed 32-bit integers (unboxed in V8: memory per observation).
  */
 const TOKEN_LENGTH = 4;
-const TOKEN_MODULUS = 2 ** 30;
+const TOKEN_MIN = -(2 ** 31);
+const TOKEN_MAX_EXCLUSIVE = 2 ** 31;
 /** Options a request to this endpoint may carry; any other critical option gets 4.02 Bad Option (§5.4.1). */
 const UNDERSTOOD_REQUEST_OPTIONS: ReadonlySet<number> = new Set([
   OptionNumber.URI_HOST,
@@ -232,7 +236,6 @@ export class CoapEndpoint {
   private readonly byToken = new Map<number, Exchange | Observation>();
   private readonly rememberedRequests = new Map<string, RememberedRequest>();
   private readonly dropped: ThrottledWarnings;
-  private nextToken = randomInt(TOKEN_MODULUS);
   private readonly startedAt: number;
   private nextResponseMessageId = randomInt(MESSAGE_ID_MODULUS);
   private closed = false;
@@ -307,6 +310,28 @@ export class CoapEndpoint {
       state.queue.push(exchange);
       this.pump(state);
     });
+  }
+
+  /**
+   * Re-creates an observation this endpoint (or a previous run of the connector) established with `peer` under
+   * `handle`, so the device's notifications for it are accepted again (after a restart). Its first notification is
+   * taken whatever its sequence number (RFC 7641 §3.4: more than 128 s since the last one known). False when the
+   * handle is in use already.
+   */
+  restoreObservation(peer: Peer, handle: ObservationHandle, listener: NotificationListener): boolean {
+    if (this.closed || !Number.isInteger(handle) || this.byToken.has(handle)) return false;
+    const state = this.peerState(peer, true) as PeerState;
+    const observation: Observation = {
+      kind: 'observation',
+      state,
+      token: handle,
+      sequence: 0,
+      arrivedAt: this.elapsedSeconds() - OBSERVE_FRESHNESS_SECONDS - 1,
+      listener,
+    };
+    this.byToken.set(handle, observation);
+    state.tokens.push(handle);
+    return true;
   }
 
   /** Stops delivering an observation's notifications; the device's next one is answered with RST (§3.6). */
@@ -477,7 +502,7 @@ export class CoapEndpoint {
       return this.complete(exchange, message);
     }
     // A separate response or a notification (CON or NON).
-    const entry = message.token.length === TOKEN_LENGTH ? this.byToken.get(message.token.readUInt32BE(0)) : undefined;
+    const entry = message.token.length === TOKEN_LENGTH ? this.byToken.get(message.token.readInt32BE(0)) : undefined;
     if (!state || !entry || entry.state !== state) {
       // Nobody waits for it (for example a cancelled observation): reject it (RFC 7641 §3.6).
       this.sendReset(peer, message.messageId);
@@ -539,7 +564,7 @@ export class CoapEndpoint {
     exchange.messageId = state.nextMessageId;
     state.nextMessageId = (state.nextMessageId + 1) % MESSAGE_ID_MODULUS;
     const token = Buffer.allocUnsafe(TOKEN_LENGTH);
-    token.writeUInt32BE(exchange.token, 0);
+    token.writeInt32BE(exchange.token, 0);
     try {
       exchange.datagram = encodeMessage({
         type: MessageType.CON,
@@ -687,10 +712,10 @@ export class CoapEndpoint {
   }
 
   private allocateToken(): number {
-    do {
-      this.nextToken = (this.nextToken + 1) % TOKEN_MODULUS;
-    } while (this.byToken.has(this.nextToken));
-    return this.nextToken;
+    let token: number;
+    do token = randomInt(TOKEN_MIN, TOKEN_MAX_EXCLUSIVE);
+    while (this.byToken.has(token));
+    return token;
   }
 
   private allocateResponseMessageId(): number {
@@ -699,7 +724,7 @@ export class CoapEndpoint {
   }
 
   private tokenMatches(token: Buffer, expected: number): boolean {
-    return token.length === TOKEN_LENGTH && token.readUInt32BE(0) === expected;
+    return token.length === TOKEN_LENGTH && token.readInt32BE(0) === expected;
   }
 
   /** Remembers a request for deduplication; forgets expired ones and, beyond the bound, the oldest. */

@@ -34,6 +34,8 @@ export const Code = {
   PRECONDITION_FAILED: 0x8c,
   REQUEST_ENTITY_TOO_LARGE: 0x8d,
   UNSUPPORTED_CONTENT_FORMAT: 0x8f,
+  /** 4.29 Too Many Requests (RFC 8516), with Max-Age = seconds until the client may retry. */
+  TOO_MANY_REQUESTS: 0x9d,
   INTERNAL_SERVER_ERROR: 0xa0,
   SERVICE_UNAVAILABLE: 0xa3,
 } as const;

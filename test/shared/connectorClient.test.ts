@@ -29,6 +29,10 @@ describe('ConnectorClient', () => {
       calls.push({ op: 'execute', deviceId, name: entry.name, timeoutMs });
       if (failure) throw failure;
     },
+    endRegistration: (deviceId) => {
+      calls.push({ op: 'endRegistration', deviceId, name: '', timeoutMs: 0 });
+      return true;
+    },
     health: () => ({}),
   };
   const client = new ConnectorClient('client-key');
@@ -53,10 +57,12 @@ describe('ConnectorClient', () => {
     });
     await client.write(url, 'dev:1', 'timezone', 'UTC');
     await client.execute(url, 'dev:1', 'reboot', { timeoutMs: 99_000 });
+    await client.endRegistration(url, 'dev:1');
     expect(calls).toEqual([
       { op: 'read', deviceId: 'dev:1', name: 'batteryLevel', timeoutMs: 1500 },
       { op: 'write', deviceId: 'dev:1', name: 'timezone', value: 'UTC', timeoutMs: 20_000 },
       { op: 'execute', deviceId: 'dev:1', name: 'reboot', timeoutMs: 20_000 },
+      { op: 'endRegistration', deviceId: 'dev:1', name: '', timeoutMs: 0 },
     ]);
   });
 

@@ -7,6 +7,7 @@ import { CosmosTwinStore, openTwinsContainer } from '../../../shared/cosmosTwinS
 import { TwinDocument, newTwin } from '../../../shared/twin';
 import { TwinEvent } from '../../../shared/twinEvents';
 import { LogFields, Logger } from '../../../connector/logger';
+import { RegistrationStore } from '../../../connector/registration/registrationStore';
 import { ConnectorSettings, RunningConnector, startConnector } from '../../../connector/startConnector';
 import { TestCosmos, startTestCosmos } from '../../support/localCosmos';
 
@@ -56,16 +57,41 @@ export class ConnectorHarness {
   readonly events: TwinEvent[] = [];
   readonly clock = new ShiftedClock();
   cosmos!: TestCosmos;
+  private ownsCosmos = false;
   store!: CosmosTwinStore;
   connector!: RunningConnector;
   settings!: ConnectorSettings;
 
-  async start(overrides: Partial<ConnectorSettings> = {}, database = 'connector-test'): Promise<this> {
+  async start(
+    overrides: Partial<ConnectorSettings> = {},
+    database = 'connector-test',
+    registrations?: RegistrationStore,
+  ): Promise<this> {
     this.cosmos = await startTestCosmos();
+    this.ownsCosmos = true;
     this.store = new CosmosTwinStore(await openTwinsContainer(this.cosmos.client, database), 93);
+    return this.startConnector(overrides, registrations);
+  }
+
+  /** A second connector on `other`'s Cosmos and twins (a restart); `other` closes the Cosmos server. */
+  async startOn(
+    other: ConnectorHarness,
+    overrides: Partial<ConnectorSettings> = {},
+    registrations?: RegistrationStore,
+  ): Promise<this> {
+    this.cosmos = other.cosmos;
+    this.store = other.store;
+    return this.startConnector(overrides, registrations);
+  }
+
+  private async startConnector(
+    overrides: Partial<ConnectorSettings>,
+    registrations: RegistrationStore | undefined,
+  ): Promise<this> {
     this.settings = testSettings(overrides);
     this.connector = await startConnector({
       store: this.store,
+      registrations,
       config: this.settings,
       events: { publish: async (events) => void this.events.push(...events) },
       log: this.logger(),
@@ -116,7 +142,7 @@ export class ConnectorHarness {
 
   async close(): Promise<void> {
     await this.connector?.close();
-    await this.cosmos?.close();
+    if (this.ownsCosmos) await this.cosmos?.close();
   }
 
   private logger(): Logger {

@@ -1,37 +1,9 @@
 /**
- * The registrations this connector instance holds, in memory, by registration id and by endpoint name, with their
- * expiry times in one min-heap: finding the registrations whose lifetime ran out costs O(expired * log n), with no
- * timer per device. An Update pushes a new heap entry; the superseded one is discarded when it surfaces.
+ * The registrations this connector instance holds, in memory (the hot path's index; a `RegistrationStore` keeps
+ * them durable), by registration id and by endpoint name, with their expiry times in one min-heap: finding the
+ * registrations whose lifetime ran out costs O(expired * log n), with no timer per device. An Update pushes a new heap entry; the superseded one is discarded when it surfaces.
  */
-import { CoapEndpoint, ObservationHandle, Peer } from './coap/coapEndpoint';
-import { ObjectLink } from './lwm2m/linkFormat';
-
-export interface Registration {
-  /** The `/rd/{id}` location handed to the client. */
-  readonly id: string;
-  /** The endpoint client name (`ep`), which is the deviceId. */
-  readonly endpoint: string;
-  /** Where the client's messages come from; requests to it go there. */
-  peer: Peer;
-  /** The socket the client registered to: requests to it leave from there (NAT bindings). */
-  readonly coap: CoapEndpoint;
-  /** Seconds. */
-  lifetime: number;
-  binding: string;
-  readonly lwm2mVersion: string;
-  /** Alternate root path ('' for `/`). */
-  rootPath: string;
-  objects: ObjectLink[];
-  readonly registeredAt: number;
-  /** Last register or update, ms. */
-  updatedAt: number;
-  /** updatedAt + lifetime, ms. */
-  expiresAt: number;
-  /** Observations by property name. */
-  readonly observations: Map<string, ObservationHandle>;
-  /** Set when deregistered, expired or replaced: its pending work stops. */
-  ended: boolean;
-}
+import { Registration } from './registration';
 
 interface HeapEntry {
   at: number;
@@ -57,6 +29,11 @@ export class RegistrationRegistry {
 
   all(): IterableIterator<Registration> {
     return this.byId.values();
+  }
+
+  /** Whether `registration` is still held (not ended, replaced or expired since it was looked up). */
+  holds(registration: Registration): boolean {
+    return this.byId.get(registration.id) === registration;
   }
 
   /** Adds a registration (the caller removed any previous one of the same endpoint). */

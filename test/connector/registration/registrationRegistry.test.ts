@@ -1,12 +1,12 @@
-import { CoapEndpoint } from '../../connector/coap/coapEndpoint';
-import { Registration, RegistrationRegistry } from '../../connector/registrationRegistry';
+import { Registration } from '../../../connector/registration/registration';
+import { RegistrationRegistry } from '../../../connector/registration/registrationRegistry';
 
 function registration(id: string, expiresAt: number): Registration {
   return {
     id,
     endpoint: `ep-${id}`,
-    peer: { address: '127.0.0.1', port: 1 },
-    coap: {} as CoapEndpoint,
+    transport: 'coap',
+    address: { address: '127.0.0.1', port: 1 },
     lifetime: 1,
     binding: 'U',
     lwm2mVersion: '1.1',
@@ -15,8 +15,8 @@ function registration(id: string, expiresAt: number): Registration {
     registeredAt: 0,
     updatedAt: 0,
     expiresAt,
-    observations: new Map(),
-    ended: false,
+    connectorId: 'connector-test',
+    observations: {},
   };
 }
 

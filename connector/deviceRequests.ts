@@ -1,0 +1,139 @@
+/**
+ * The device operations the internal API exposes (LwM2M Device Management interface, Core §6.3): Read, Write
+ * (text/plain), Execute, on the device's current registration, over the endpoint it registered through.
+ *
+ * Errors are `TwinError`s with the stable codes of shared/errors.ts, which the internal API sends as problem
+ * documents: DeviceNotConnected (no registration here, or it ended during the request), DeviceTimeout (no answer
+ * within the bound, retransmissions included), DeviceRejected (an error code, a RST or an unreadable value, with
+ * `coapCode`), ConnectorUnavailable (the connector is stopping).
+ */
+import { CatalogEntry, PropertyValue } from '../shared/catalog';
+import { TwinError } from '../shared/errors';
+import {
+  CoapCancelledError,
+  CoapEndpoint,
+  CoapResetError,
+  CoapTimeoutError,
+  OutgoingRequest,
+} from './coap/coapEndpoint';
+import {
+  CoapMessage,
+  Code,
+  OptionNumber,
+  formatCode,
+  isSuccessCode,
+  readUintOption,
+  uintOption,
+} from './coap/coapMessage';
+import { ContentFormat, decodePropertyValue, encodeTextValue } from './lwm2m/contentFormat';
+import { resourcePath } from './lwm2m/resourcePath';
+import { Registration } from './registration/registration';
+import { RegistrationRegistry } from './registration/registrationRegistry';
+
+export interface DeviceReadResult {
+  value: PropertyValue;
+  /** ISO time the value was received. */
+  time: string;
+  /** The registration it came through. */
+  registrationId: string;
+}
+
+/** Longest piece of a device's diagnostic payload quoted in an error message. */
+const MAX_QUOTED_DIAGNOSTIC = 200;
+
+export interface DeviceRequestsOptions {
+  registry: RegistrationRegistry;
+  endpointFor: (registration: Registration) => CoapEndpoint;
+  now: () => number;
+  /** True once the connector is stopping. */
+  closing: () => boolean;
+}
+
+export class DeviceRequests {
+  constructor(private readonly options: DeviceRequestsOptions) {}
+
+  async read(deviceId: string, entry: CatalogEntry, timeoutMs: number): Promise<DeviceReadResult> {
+    const registration = this.registrationOf(deviceId);
+    const request: OutgoingRequest = { code: Code.GET, options: resourcePath(registration, entry) };
+    const response = await this.send(registration, request, timeoutMs);
+    this.expectSuccess(deviceId, entry, response);
+    const time = new Date(this.options.now()).toISOString();
+    try {
+      const format = readUintOption(response, OptionNumber.CONTENT_FORMAT);
+      return { value: decodePropertyValue(entry, format, response.payload), time, registrationId: registration.id };
+    } catch (error) {
+      throw new TwinError(
+        'DeviceRejected',
+        `${deviceId} sent an unreadable ${entry.name}: ${(error as Error).message}`,
+        {
+          coapCode: formatCode(response.code),
+        },
+      );
+    }
+  }
+
+  async write(deviceId: string, entry: CatalogEntry, value: PropertyValue, timeoutMs: number): Promise<void> {
+    const registration = this.registrationOf(deviceId);
+    const request: OutgoingRequest = {
+      code: Code.PUT,
+      options: [...resourcePath(registration, entry), uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.TEXT)],
+      payload: encodeTextValue(value),
+    };
+    this.expectSuccess(deviceId, entry, await this.send(registration, request, timeoutMs));
+  }
+
+  async execute(deviceId: string, entry: CatalogEntry, timeoutMs: number): Promise<void> {
+    const registration = this.registrationOf(deviceId);
+    const request: OutgoingRequest = { code: Code.POST, options: resourcePath(registration, entry) };
+    this.expectSuccess(deviceId, entry, await this.send(registration, request, timeoutMs));
+  }
+
+  private registrationOf(deviceId: string): Registration {
+    if (this.options.closing()) throw stopping(deviceId);
+    const registration = this.options.registry.forEndpoint(deviceId);
+    if (!registration) {
+      throw new TwinError('DeviceNotConnected', `${deviceId} holds no registration with this connector instance`);
+    }
+    return registration;
+  }
+
+  private async send(registration: Registration, request: OutgoingRequest, timeoutMs: number): Promise<CoapMessage> {
+    const deviceId = registration.endpoint;
+    try {
+      return await this.options.endpointFor(registration).request(registration.address, request, { timeoutMs });
+    } catch (error) {
+      if (error instanceof CoapTimeoutError) {
+        throw new TwinError('DeviceTimeout', `${deviceId} did not answer within ${timeoutMs} ms (${error.message})`, {
+          timeoutMs,
+        });
+      }
+      if (error instanceof CoapResetError) {
+        throw new TwinError('DeviceRejected', `${deviceId} answered with a CoAP reset`, { coapCode: 'RST' });
+      }
+      if (error instanceof CoapCancelledError) {
+        throw this.options.closing()
+          ? stopping(deviceId)
+          : new TwinError('DeviceNotConnected', `${deviceId} is no longer registered (${error.message})`);
+      }
+      throw error;
+    }
+  }
+
+  private expectSuccess(deviceId: string, entry: CatalogEntry, response: CoapMessage): void {
+    if (isSuccessCode(response.code)) return;
+    const coapCode = formatCode(response.code);
+    const diagnostic =
+      response.payload.length > 0 ? `: ${response.payload.toString('utf8').slice(0, MAX_QUOTED_DIAGNOSTIC)}` : '';
+    throw new TwinError(
+      'DeviceRejected',
+      `${deviceId} refused ${entry.name} (${entry.path}) with ${coapCode}${diagnostic}`,
+      {
+        coapCode,
+      },
+    );
+  }
+}
+
+function stopping(deviceId: string): TwinError {
+  return new TwinError('ConnectorUnavailable', `the connector is shutting down; retry (${deviceId})`);
+}

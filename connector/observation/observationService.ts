@@ -1,0 +1,244 @@
+/**
+ * Observation of a registration's catalog resources (LwM2M Core §6.4, RFC 7641): Write-Attributes (pmin, pmax) then
+ * Observe, per resource; restoring stored observations after a restart; cancelling them.
+ *
+ * Contracts:
+ * - A device is sent one Confirmable request (with its retransmissions) until it has answered once: a Register can
+ *   be spoofed, and the connector must not send a spoofed address twenty observe exchanges. A device that does not
+ *   answer is observed again when it next sends an Update (`observe` skips what is already observed).
+ * - Each established observation's token is recorded in `registration.observations` (then `onObservationsChanged`
+ *   lets the registration be stored), so a restarted connector accepts the device's notifications (`restore`).
+ * - Values (the observe response and every notification) reach the `ObservationListener` decoded and checked against
+ *   the catalog; an unreadable one is logged and dropped. Failures are logged, never thrown.
+ */
+import { CatalogEntry, ObservationDefaults, PropertyValue, findProperty, observationFor } from '../../shared/catalog';
+import {
+  CoapCancelledError,
+  CoapEndpoint,
+  CoapTimeoutError,
+  NotificationListener,
+  OutgoingRequest,
+  observationHandle,
+  observeOption,
+} from '../coap/coapEndpoint';
+import {
+  CoapMessage,
+  Code,
+  OptionNumber,
+  formatCode,
+  isSuccessCode,
+  readUintOption,
+  stringOption,
+} from '../coap/coapMessage';
+import { decodePropertyValue } from '../lwm2m/contentFormat';
+import { resourcePath } from '../lwm2m/resourcePath';
+import { Logger, ThrottledWarnings } from '../logger';
+import { Registration } from '../registration/registration';
+import { RegistrationRegistry } from '../registration/registrationRegistry';
+
+/** Receives what observations produce. */
+export interface ObservationListener {
+  /** A value of `entry` from `registration`'s device (observe response or notification). */
+  onValue(registration: Registration, entry: CatalogEntry, value: PropertyValue): void;
+  /** The device answered Observe with 4.04: it does not have the resource. */
+  onUnsupported(registration: Registration, entry: CatalogEntry): void;
+}
+
+export interface ObservationServiceOptions {
+  registry: RegistrationRegistry;
+  /** The CoAP endpoint a registration's requests leave from. */
+  endpointFor: (registration: Registration) => CoapEndpoint;
+  listener: ObservationListener;
+  /** The set of tokens in `registration.observations` changed (store the registration). */
+  onObservationsChanged: (registration: Registration) => void;
+  observation: ObservationDefaults;
+  /** Bound on each request sent (write-attributes, observe), ms. */
+  deviceTimeoutMs: number;
+  log: Logger;
+  now: () => number;
+}
+
+type Outcome = 'answered' | 'silent' | 'ended';
+
+export class ObservationService {
+  private readonly warnings: ThrottledWarnings;
+
+  constructor(private readonly options: ObservationServiceOptions) {
+    this.warnings = new ThrottledWarnings(options.log, options.now);
+  }
+
+  /**
+   * Observes those of `entries` that `registration` does not observe yet: the first alone, the rest once the device
+   * answered. Resolves when every exchange ended.
+   */
+  async observe(registration: Registration, entries: readonly CatalogEntry[]): Promise<void> {
+    const missing = entries.filter((entry) => registration.observations[entry.name] === undefined);
+    if (missing.length === 0) return;
+    const [first, ...rest] = missing;
+    const firstOutcome = await this.observeOne(registration, first);
+    if (firstOutcome === 'silent') {
+      this.warnings.warn('device did not answer; its observations wait for its next Update', {
+        endpoint: registration.endpoint,
+        registrationId: registration.id,
+      });
+    }
+    if (firstOutcome === 'answered') await Promise.all(rest.map((entry) => this.observeOne(registration, entry)));
+    if (this.options.registry.holds(registration)) this.options.onObservationsChanged(registration);
+  }
+
+  /** Re-creates the stored observations of a registration loaded at start (see `CoapEndpoint.restoreObservation`). */
+  restore(registration: Registration): void {
+    const coap = this.options.endpointFor(registration);
+    for (const [name, token] of Object.entries(registration.observations)) {
+      const entry = findProperty(name);
+      if (!entry || !coap.restoreObservation(registration.address, token, this.listenerFor(registration, entry))) {
+        delete registration.observations[name];
+      }
+    }
+  }
+
+  /** Stops observing `names` (an Update removed their objects); the device's next notification gets RST. */
+  cancel(registration: Registration, names: readonly string[]): void {
+    const coap = this.options.endpointFor(registration);
+    for (const name of names) {
+      const token = registration.observations[name];
+      if (token === undefined) continue;
+      coap.cancelObservation(token);
+      delete registration.observations[name];
+    }
+  }
+
+  /** Write-Attributes then Observe for one resource. */
+  private async observeOne(registration: Registration, entry: CatalogEntry): Promise<Outcome> {
+    const { pmin, pmax } = observationFor(entry, this.options.observation);
+    const path = resourcePath(registration, entry);
+    let answered = false;
+    try {
+      const attributes = await this.send(registration, {
+        code: Code.PUT,
+        options: [
+          ...path,
+          stringOption(OptionNumber.URI_QUERY, `pmin=${pmin}`),
+          stringOption(OptionNumber.URI_QUERY, `pmax=${pmax}`),
+        ],
+      });
+      answered = true;
+      if (!isSuccessCode(attributes.code)) {
+        this.warnings.warn('write-attributes refused', {
+          endpoint: registration.endpoint,
+          path: entry.path,
+          coapCode: formatCode(attributes.code),
+        });
+      }
+      if (!this.options.registry.holds(registration)) return 'ended';
+      const listener = this.listenerFor(registration, entry);
+      const response = await this.send(
+        registration,
+        { code: Code.GET, options: [observeOption(true), ...path] },
+        listener,
+      );
+      const observing = isSuccessCode(response.code) && readUintOption(response, OptionNumber.OBSERVE) !== undefined;
+      if (!this.options.registry.holds(registration)) {
+        if (observing) this.options.endpointFor(registration).cancelObservation(observationHandle(response));
+        return 'ended';
+      }
+      if (response.code === Code.NOT_FOUND) {
+        this.options.log.info('resource not supported by the device', {
+          endpoint: registration.endpoint,
+          path: entry.path,
+        });
+        this.options.listener.onUnsupported(registration, entry);
+        return 'answered';
+      }
+      if (!isSuccessCode(response.code)) {
+        this.warnings.warn('observe refused', {
+          endpoint: registration.endpoint,
+          path: entry.path,
+          coapCode: formatCode(response.code),
+        });
+        return 'answered';
+      }
+      if (observing) {
+        registration.observations[entry.name] = observationHandle(response);
+      } else {
+        this.warnings.warn('resource answered observe without observing', {
+          endpoint: registration.endpoint,
+          path: entry.path,
+        });
+      }
+      this.takeValue(registration, entry, response);
+      return 'answered';
+    } catch (error) {
+      if (!this.options.registry.holds(registration) || error instanceof CoapCancelledError) return 'ended';
+      if (!answered && error instanceof CoapTimeoutError) return 'silent';
+      this.warnings.warn('observe failed', {
+        endpoint: registration.endpoint,
+        path: entry.path,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return answered ? 'answered' : 'silent';
+    }
+  }
+
+  /** A notification of `entry` on `registration` (from its `ResourceObserver`). */
+  handleNotification(registration: Registration, entry: CatalogEntry, message: CoapMessage, final: boolean): void {
+    if (!this.options.registry.holds(registration)) return;
+    if (final && registration.observations[entry.name] !== undefined) {
+      delete registration.observations[entry.name];
+      this.options.onObservationsChanged(registration);
+    }
+    if (!isSuccessCode(message.code)) {
+      this.warnings.warn('observation ended by the device', {
+        endpoint: registration.endpoint,
+        path: entry.path,
+        coapCode: formatCode(message.code),
+      });
+      return;
+    }
+    this.takeValue(registration, entry, message);
+  }
+
+  /** Decodes a response or notification; a malformed or out-of-catalog value is logged and dropped. */
+  private takeValue(registration: Registration, entry: CatalogEntry, message: CoapMessage): void {
+    let value: PropertyValue;
+    try {
+      value = decodePropertyValue(entry, readUintOption(message, OptionNumber.CONTENT_FORMAT), message.payload);
+    } catch (error) {
+      this.warnings.warn('dropped unreadable notification', {
+        endpoint: registration.endpoint,
+        path: entry.path,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+      return;
+    }
+    this.options.listener.onValue(registration, entry, value);
+  }
+
+  private listenerFor(registration: Registration, entry: CatalogEntry): NotificationListener {
+    return new ResourceObserver(this, registration, entry);
+  }
+
+  private send(
+    registration: Registration,
+    request: OutgoingRequest,
+    onNotification?: NotificationListener,
+  ): Promise<CoapMessage> {
+    return this.options.endpointFor(registration).request(registration.address, request, {
+      timeoutMs: this.options.deviceTimeoutMs,
+      onNotification,
+    });
+  }
+}
+
+/** The listener of one observation: three references, no closure (there are 20 per device). */
+class ResourceObserver implements NotificationListener {
+  constructor(
+    private readonly service: ObservationService,
+    private readonly registration: Registration,
+    private readonly entry: CatalogEntry,
+  ) {}
+
+  onNotification(message: CoapMessage, final: boolean): void {
+    this.service.handleNotification(this.registration, this.entry, message, final);
+  }
+}

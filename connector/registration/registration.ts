@@ -1,0 +1,48 @@
+/**
+ * A device's registration (LwM2M Core §6.2): data only, no socket, so it can be stored, restored by a restarted
+ * connector, and compared. The `transport` names the connector endpoint the device registered through; requests to
+ * the device leave from there (a NAT binding is per socket).
+ */
+import { ObjectLink } from '../lwm2m/linkFormat';
+
+/** Where a device's messages come from and requests to it go. */
+export interface DeviceAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** The connector endpoint a registration arrived on: plain CoAP (5683). */
+export type TransportName = 'coap';
+
+export interface Registration {
+  /** The `/rd/{id}` location handed to the client: 8 random bytes, base64url. */
+  readonly id: string;
+  /** The endpoint client name (`ep`), which is the deviceId. */
+  readonly endpoint: string;
+  readonly transport: TransportName;
+  address: DeviceAddress;
+  /** Seconds. */
+  lifetime: number;
+  binding: string;
+  readonly lwm2mVersion: string;
+  /** Alternate root path ('' for `/`). */
+  rootPath: string;
+  objects: ObjectLink[];
+  /** ms since the epoch. */
+  readonly registeredAt: number;
+  /** Last Register or Update, ms. */
+  updatedAt: number;
+  /** updatedAt + lifetime, ms. */
+  expiresAt: number;
+  /** The connector instance holding it (`Connector__instanceId`). */
+  readonly connectorId: string;
+  /**
+   * Established observations: property name -> token (a 32-bit random integer, the 4-byte CoAP token). Stored with
+   * the registration, so a restarted connector recognises the device's notifications.
+   */
+  observations: Record<string, number>;
+}
+
+export function addressKey(address: DeviceAddress): string {
+  return `${address.address}#${address.port}`;
+}
