@@ -121,7 +121,7 @@ export class Lwm2mServer {
     this.registrations = new RegistrationHandler({
       registry: this.registry,
       store: options.registrations,
-      authorize: (endpoint, source) => this.gate.authorize(endpoint, source),
+      authorize: (endpoint, source, known) => this.gate.authorize(endpoint, source, known),
       connectorId: options.instanceId,
       log,
       now,

@@ -12,6 +12,7 @@ import { createInternalApi } from './internalApi';
 import { Logger } from './logger';
 import { Lwm2mServer } from './lwm2mServer';
 import { ReadingsSink, ReadingsWriterStats } from './readingsWriter';
+import { ProvisioningGateStats } from './registration/provisioningGate';
 import { MemoryRegistrationStore, RegistrationStore } from './registration/registrationStore';
 
 /** The config fields the connector itself uses (the Cosmos and Service Bus sections are for the composition root). */
@@ -46,6 +47,8 @@ export interface ConnectorStats {
   registrations: number;
   /** Registrations taken up from the store at start, and those found expired then. */
   restored: { registrations: number; expired: number; ms: number };
+  /** Twin lookups, cached refusals and rate-limited refusals of Registers. */
+  registrationGate: ProvisioningGateStats;
   observations: number;
   pendingReadings: number;
   readings: ReadingsWriterStats;
@@ -109,6 +112,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     instanceId: config.instanceId,
     registrations: lwm2m.registry.size,
     restored,
+    registrationGate: { ...lwm2m.gate.stats },
     observations: endpoint.observationCount,
     pendingReadings: writer.pending,
     readings: { ...writer.stats },

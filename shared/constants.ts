@@ -26,3 +26,5 @@ export const CONNECTOR_KEY_HEADER = 'x-connector-key';
 
 /** Registrations container (the connector's durable registrations): one record per device, id = deviceId, TTL on. */
 export const REGISTRATIONS_CONTAINER = 'registrations';
+/** The registrations container's default TTL: -1 = TTL on, no default; each record sets its own `ttl`. */
+export const REGISTRATIONS_TTL_SECONDS = -1;

@@ -4,7 +4,7 @@
  * the one query is a connector's start-up load.
  */
 import { Container, CosmosClient, ErrorResponse, IndexingPolicy } from '@azure/cosmos';
-import { PARTITION_KEY_PATH, REGISTRATIONS_CONTAINER } from '../../shared/constants';
+import { PARTITION_KEY_PATH, REGISTRATIONS_CONTAINER, REGISTRATIONS_TTL_SECONDS } from '../../shared/constants';
 import { Registration } from './registration';
 import { RECORD_TTL_MARGIN_SECONDS, RegistrationStore } from './registrationStore';
 
@@ -36,8 +36,7 @@ export async function openRegistrationsContainer(client: CosmosClient, databaseN
     id: REGISTRATIONS_CONTAINER,
     partitionKey: { paths: [PARTITION_KEY_PATH] },
     indexingPolicy: REGISTRATIONS_INDEXING_POLICY,
-    // -1: TTL on, per item.
-    defaultTtl: -1,
+    defaultTtl: REGISTRATIONS_TTL_SECONDS,
   });
   return container;
 }

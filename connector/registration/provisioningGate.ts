@@ -6,8 +6,10 @@
  *   first), so a Register storm for one unprovisioned name costs one twin read per TTL. A device provisioned during
  *   that window is let in at its next Register after the TTL (LwM2M clients retry with back-off).
  * - Refusals are rate-limited per source address (IP, not port: a spoofer varies ports freely): a token bucket of
- *   `refusalBurst` that refills at `refusalsPerSecond`. A source out of tokens gets 4.29 with no store read until it
- *   has tokens again. Provisioned devices behind one NAT address are not slowed by it: only refusals spend tokens.
+ *   `refusalBurst` that refills at `refusalsPerSecond`. A source out of tokens gets 4.29 (with the seconds to wait)
+ *   and no store read until it has tokens again. Only refusals spend tokens, so devices behind one NAT address are
+ *   not slowed by each other's Registers; while a neighbour's refusals have emptied the bucket, a device that holds a
+ *   registration here (`known`) still gets its lookup, and a new one waits the seconds 4.29 names.
  *
  * Both tables are bounded, so neither can be grown without limit by spoofed traffic.
  */
@@ -67,10 +69,11 @@ export class ProvisioningGate {
     this.maxSources = options.maxSources ?? DEFAULT_MAX_SOURCES;
   }
 
-  async authorize(endpoint: string, source: DeviceAddress): Promise<Authorization> {
+  /** `known`: the endpoint holds a registration here already (it was provisioned then): never rate-limited. */
+  async authorize(endpoint: string, source: DeviceAddress, known = false): Promise<Authorization> {
     const now = this.options.now();
     const bucket = this.refill(source.address, now);
-    if (bucket && bucket.tokens < 1) {
+    if (!known && bucket && bucket.tokens < 1) {
       this.stats.rateLimited++;
       const retryAfterSeconds = Math.ceil((1 - bucket.tokens) / this.perSecond);
       return {

@@ -69,8 +69,11 @@ export interface RegistrationListener {
 export interface RegistrationHandlerOptions {
   registry: RegistrationRegistry;
   store: RegistrationStore;
-  /** May `endpoint` register from `source`? (provisioning; issue 10 adds the DTLS identity). */
-  authorize: (endpoint: string, source: DeviceAddress) => Promise<Authorization>;
+  /**
+   * May `endpoint` register from `source`? (provisioning; `known`: it holds a registration here already). Device
+   * identity (DTLS) will be checked here too.
+   */
+  authorize: (endpoint: string, source: DeviceAddress, known: boolean) => Promise<Authorization>;
   listener: RegistrationListener;
   connectorId: string;
   log: Logger;
@@ -83,7 +86,8 @@ export class RegistrationHandler {
   constructor(private readonly options: RegistrationHandlerOptions) {}
 
   async register(request: RegisterRequest): Promise<RegistrationResponse> {
-    const authorization = await this.options.authorize(request.endpoint, request.source);
+    const known = this.options.registry.forEndpoint(request.endpoint) !== undefined;
+    const authorization = await this.options.authorize(request.endpoint, request.source, known);
     if (!authorization.ok) {
       if (authorization.reason === 'tooManyRequests') {
         return {

@@ -1,4 +1,4 @@
-// Cosmos DB for NoSQL: the database and the `twins` and `jobs` containers, as the code creates them locally
+// Cosmos DB for NoSQL: the database and the `twins`, `jobs` and `registrations` containers, as the code creates them locally
 // (names, partition key, twins indexing policy and jobs TTL are checked against shared/ in CI).
 // Entra-only: disableLocalAuth, and data access through the SQL role assignments in rbac.bicep.
 param location string
@@ -16,6 +16,9 @@ var serverless = provisionedThroughput == 0
 var databaseName = 'lwm2m-twins'
 var twinsContainerName = 'twins'
 var jobsContainerName = 'jobs'
+var registrationsContainerName = 'registrations'
+// TTL on with no default (REGISTRATIONS_TTL_SECONDS): each record carries its own ttl.
+var registrationsTimeToLiveSeconds = -1
 var partitionKeyPath = '/deviceId'
 // Finished job records are kept 7 days (JOBS_TTL_SECONDS).
 var jobsTimeToLiveSeconds = 604800
@@ -61,6 +64,20 @@ var jobsIndexingPolicy = {
       { path: '/createdTime', order: 'descending' }
       { path: '/id', order: 'descending' }
     ]
+  ]
+}
+
+// Registrations: the connector's durable registrations, loaded by connector id at its start.
+// Equal to REGISTRATIONS_INDEXING_POLICY in connector/registration/cosmosRegistrationStore.ts.
+var registrationsIndexingPolicy = {
+  indexingMode: 'consistent'
+  automatic: true
+  includedPaths: [
+    { path: '/connectorId/?' }
+  ]
+  excludedPaths: [
+    { path: '/*' }
+    { path: '/"_etag"/?' }
   ]
 }
 
@@ -130,6 +147,24 @@ resource jobs 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@202
       }
       indexingPolicy: jobsIndexingPolicy
       defaultTtl: jobsTimeToLiveSeconds
+    }
+  }
+}
+
+// Each record carries its own ttl: the registration's remaining lifetime plus an hour.
+resource registrations 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: registrationsContainerName
+  properties: {
+    resource: {
+      id: registrationsContainerName
+      partitionKey: {
+        paths: [partitionKeyPath]
+        kind: 'Hash'
+        version: 2
+      }
+      indexingPolicy: registrationsIndexingPolicy
+      defaultTtl: registrationsTimeToLiveSeconds
     }
   }
 }

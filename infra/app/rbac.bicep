@@ -179,7 +179,8 @@ resource connectorTwinEventsSender 'Microsoft.Authorization/roleAssignments@2022
   }
 }
 
-// Cosmos DB Built-in Data Contributor: the connector patches twins on register and notify.
+// Cosmos DB Built-in Data Contributor: the connector patches twins on register and notify, and keeps its
+// registrations.
 resource connectorCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
   parent: cosmosAccount
   name: guid(cosmosAccount.id, connectorPrincipalId, cosmosDataContributorRole)

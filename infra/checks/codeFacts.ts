@@ -46,7 +46,7 @@ export interface CodeConstant {
 export interface CodeFacts {
   settings: Map<string, SettingRead>;
   constants: Map<string, CodeConstant>;
-  /** `<X>_INDEXING_POLICY` exports anywhere in shared/, by constant name. */
+  /** `<X>_INDEXING_POLICY` exports anywhere in shared/ or connector/, by constant name. */
   indexingPolicies: Map<string, CodeConstant>;
   problems: Problem[];
 }
@@ -378,9 +378,10 @@ export function readCodeFacts(root: string): CodeFacts {
   const problems: Problem[] = [];
   const configPath = path.join(root, CONFIG_FILE);
   const constantsPath = path.join(root, CONSTANTS_FILE);
-  const policyFiles = tsFilesUnder(path.join(root, 'shared')).filter((file) =>
-    readFileSync(file, 'utf8').includes('_INDEXING_POLICY'),
-  );
+  // Stores live in shared/ (both apps) or connector/ (the connector's own registrations store).
+  const policyFiles = ['shared', 'connector']
+    .flatMap((folder) => tsFilesUnder(path.join(root, folder)))
+    .filter((file) => readFileSync(file, 'utf8').includes('_INDEXING_POLICY'));
   const rootNames = [configPath, constantsPath, ...policyFiles].filter(existsSync);
   const program = ts.createProgram(rootNames, COMPILER_OPTIONS, cachingCompilerHost());
   const checker = program.getTypeChecker();

@@ -3,7 +3,7 @@
  * (shared/constants.ts by naming convention) and exported indexing policies:
  * - `*_CONTAINER` = the Cosmos containers, `COSMOS_DATABASE_DEFAULT` = the database,
  *   `PARTITION_KEY_PATH` = every container's partition key, `<X>_TTL_SECONDS` = the `<X>_CONTAINER` TTL,
- *   `<X>_INDEXING_POLICY` (exported anywhere in shared/) = the `<X>_CONTAINER` indexing policy;
+ *   `<X>_INDEXING_POLICY` (exported anywhere in shared/ or connector/) = the `<X>_CONTAINER` indexing policy;
  * - `*_QUEUE` = the Service Bus queues, `*_TOPIC` = the topics; the jobs queue has sessions
  *   (sessionId = deviceId) and duplicate detection (messageId = jobId), which the job code relies on.
  */

@@ -67,9 +67,10 @@ export class TestDevice {
     socket.on('message', (datagram) => this.receive(datagram));
   }
 
-  static async start(server: ServerAddress, port = 0): Promise<TestDevice> {
+  /** `address`: the loopback address to send from (127.0.0.0/8), to look like another host. */
+  static async start(server: ServerAddress, port = 0, address = '127.0.0.1'): Promise<TestDevice> {
     const socket = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(port, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => socket.bind(port, address, resolve));
     return new TestDevice(socket, server);
   }
 
