@@ -1,5 +1,6 @@
 /**
- * One CoAP endpoint on one UDP socket: the message layer (RFC 7252 §4) and the client side of Observe (RFC 7641).
+ * One CoAP endpoint on one datagram transport (a UDP socket, or DTLS sessions over one): the message layer
+ * (RFC 7252 §4) and the client side of Observe (RFC 7641).
  *
  * Why not the `coap` package's Server and Agent: this connector needs, per device, (1) requests that leave from the
  * socket the device registered to, (2) NSTART = 1 with a queue per peer, (3) RFC 7641 ordering per observation,
@@ -17,8 +18,6 @@
  *   retransmission, `CoapResetError` on RST, `CoapCancelledError` when the peer is forgotten or the endpoint closes.
  */
 import { randomInt } from 'node:crypto';
-import dgram, { RemoteInfo, Socket } from 'node:dgram';
-import { AddressInfo } from 'node:net';
 import { Logger, ThrottledWarnings } from '../logger';
 import {
   CoapFormatError,
@@ -50,6 +49,7 @@ import {
   NSTART,
   OBSERVE_FRESHNESS_SECONDS,
 } from './coapParameters';
+import { DatagramTransport, UdpTransport } from './datagramTransport';
 import { LastNotification, isNewerNotification } from './observeOrder';
 
 export interface Peer {
@@ -241,36 +241,34 @@ export class CoapEndpoint {
   private closed = false;
 
   private constructor(
-    private readonly socket: Socket,
+    private readonly transport: DatagramTransport,
     private readonly deps: EndpointDependencies,
   ) {
     this.dropped = new ThrottledWarnings(deps.log, deps.now);
     this.startedAt = deps.now();
-    socket.on('message', (datagram, remote) => this.receive(datagram, remote));
-    socket.on('error', (error) => deps.log.error('CoAP socket error', { error: error.message }));
+    transport.listen((datagram, peer) => this.receive(datagram, peer));
   }
 
-  /** Binds a UDP socket (IPv6 for an IPv6 address, dual-stack for `::`) and serves it. */
+  /** Binds a UDP socket (IPv6 for an IPv6 address, dual-stack for `::`) and serves plain CoAP on it. */
   static async bind(address: string, port: number, deps: EndpointDependencies): Promise<CoapEndpoint> {
-    const socket = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(port, address, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    try {
-      // Bursts of notifications from many devices at once; the kernel caps this at net.core.rmem_max.
-      socket.setRecvBufferSize(4 * 1024 * 1024);
-    } catch {
-      // Keep the system default.
-    }
-    return new CoapEndpoint(socket, deps);
+    const transport = await UdpTransport.bind(address, port, (error) =>
+      deps.log.error('CoAP socket error', { error: error.message }),
+    );
+    return new CoapEndpoint(transport, deps);
+  }
+
+  /** Serves CoAP over `transport` (for example DTLS sessions). */
+  static over(transport: DatagramTransport, deps: EndpointDependencies): CoapEndpoint {
+    return new CoapEndpoint(transport, deps);
   }
 
   get port(): number {
-    return (this.socket.address() as AddressInfo).port;
+    return this.transport.port;
+  }
+
+  /** The identity `peer` authenticated with on this endpoint's transport (DTLS PSK identity), if any. */
+  identityOf(peer: Peer): string | undefined {
+    return this.transport.identityOf(peer);
   }
 
   get observationCount(): number {
@@ -374,14 +372,13 @@ export class CoapEndpoint {
     this.closed = true;
     for (const state of [...this.peers.values()]) this.forgetPeer(state.peer, 'the CoAP endpoint is closing');
     this.rememberedRequests.clear();
-    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    await this.transport.close();
   }
 
   // ---- receiving ----
 
-  private receive(datagram: Buffer, remote: RemoteInfo): void {
+  private receive(datagram: Buffer, peer: Peer): void {
     this.stats.datagramsIn++;
-    const peer: Peer = { address: remote.address, port: remote.port };
     let message: CoapMessage;
     try {
       message = decodeMessage(datagram);
@@ -662,13 +659,9 @@ export class CoapEndpoint {
 
   private send(peer: Peer, datagram: Buffer): void {
     if (this.closed) return;
-    try {
-      this.socket.send(datagram, peer.port, peer.address, (error) => {
-        if (error) this.dropped.warn('CoAP send failed', { peer: peerKey(peer), error: error.message });
-      });
-    } catch (error) {
-      this.dropped.warn('CoAP send failed', { peer: peerKey(peer), error: describe(error) });
-    }
+    this.transport.send(datagram, peer, (error) =>
+      this.dropped.warn('CoAP send failed', { peer: peerKey(peer), error: error.message }),
+    );
   }
 
   private sendReset(peer: Peer, messageId: number): void {
