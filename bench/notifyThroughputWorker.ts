@@ -11,7 +11,7 @@
  */
 import * as coap from 'coap';
 import { writeHeapSnapshot } from 'node:v8';
-import { PropertyValue, TWIN_PROPERTIES } from '../shared/catalog';
+import { DEFAULT_OBSERVATION, PropertyValue, TWIN_PROPERTIES } from '../shared/catalog';
 import { createCosmosClient } from '../shared/cosmosClient';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
 import { Logger } from '../connector/logger';
@@ -174,7 +174,9 @@ function connectorRole(): Record<string, Handler> {
       };
       const client = createCosmosClient(cosmos);
       const store = new CosmosTwinStore(await openTwinsContainer(client, cosmos.databaseName), 93);
-      const readingsSink = args.threaded ? await ThreadedReadingsSink.start({ cosmos, graceSeconds: 93 }) : undefined;
+      const readingsSink = args.threaded
+        ? await ThreadedReadingsSink.start({ cosmos, graceSeconds: 93, observation: DEFAULT_OBSERVATION })
+        : undefined;
       dispose = async () => {
         await readingsSink?.close();
         client.dispose();

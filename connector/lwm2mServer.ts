@@ -11,7 +11,7 @@
  * and the rules that tie the parts together: a Register's twin is connected before its resources are observed; an
  * Update re-observes what is not observed yet; a registration whose twin no longer belongs to it ends.
  */
-import { CatalogEntry, ObservationDefaults, TWIN_PROPERTIES, findProperty, observationFor } from '../shared/catalog';
+import { CatalogEntry, ObservationDefaults, TWIN_PROPERTIES } from '../shared/catalog';
 import { DEVICE_ID_PATTERN } from '../shared/deviceId';
 import { announcedProperties } from '../shared/twin';
 import { TwinStore } from '../shared/twinStore';
@@ -82,11 +82,6 @@ export class Lwm2mServer {
     this.writer = new ReadingsWriter({
       ...options.readings,
       events: options.events,
-      fallback: (name) => {
-        const entry = findProperty(name);
-        if (!entry) throw new Error(`reading for unknown property ${name}`);
-        return observationFor(entry, options.observation);
-      },
       // The store refused readings because their twin is gone or re-provisioned: those registrations end.
       onOrphaned: (deviceId, registrationIds) => {
         for (const id of registrationIds) this.registrations.endEndpoint(deviceId, 'orphaned', id);

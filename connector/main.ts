@@ -22,13 +22,14 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit(log);
   const cosmos = createCosmosClient(config.cosmos);
   const container = await openTwinsContainer(cosmos, config.cosmos.databaseName);
-  const store = new CosmosTwinStore(container, config.stalenessGraceSeconds);
+  const store = new CosmosTwinStore(container, config.stalenessGraceSeconds, config.observation);
   const registrations = new CosmosRegistrationStore(
     await openRegistrationsContainer(cosmos, config.cosmos.databaseName),
   );
   const readingsSink = await ThreadedReadingsSink.start({
     cosmos: config.cosmos,
     graceSeconds: config.stalenessGraceSeconds,
+    observation: config.observation,
     // Without its writer the connector cannot keep twins in sync: exit, so the container is restarted.
     onUnexpectedExit: (exitCode) => {
       log.error('the readings thread stopped; exiting', { exitCode });

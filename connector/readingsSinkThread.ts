@@ -7,7 +7,7 @@
  * each `ApplyManyRequest` with an `ApplyManyReply` of the same id.
  */
 import { MessagePort, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { ObservationAttributes } from '../shared/catalog';
+import { ObservationDefaults } from '../shared/catalog';
 import { CosmosConfig } from '../shared/config';
 import { createCosmosClient } from '../shared/cosmosClient';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
@@ -16,13 +16,12 @@ import { ApplyManyResult, DeviceReadings } from '../shared/twinStore';
 export interface ReadingsSinkThreadData {
   cosmos: CosmosConfig;
   graceSeconds: number;
+  observation: ObservationDefaults;
 }
 
 export interface ApplyManyRequest {
   id: number;
   writes: DeviceReadings[];
-  /** pmin/pmax by property name, for properties the twin has no entry for yet. */
-  fallback: Record<string, ObservationAttributes>;
 }
 
 export type ApplyManyReply = { id: number; result: ApplyManyResult } | { id: number; error: string };
@@ -33,19 +32,15 @@ async function serve(port: MessagePort, data: ReadingsSinkThreadData): Promise<v
   const client = createCosmosClient(data.cosmos);
   let store: CosmosTwinStore;
   try {
-    store = new CosmosTwinStore(await openTwinsContainer(client, data.cosmos.databaseName), data.graceSeconds);
+    const container = await openTwinsContainer(client, data.cosmos.databaseName);
+    store = new CosmosTwinStore(container, data.graceSeconds, data.observation);
   } catch (error) {
     port.postMessage({ fatal: error instanceof Error ? error.message : String(error) } satisfies ThreadStatus);
     client.dispose();
     return;
   }
   port.on('message', (request: ApplyManyRequest) => {
-    const fallback = (name: string) => {
-      const attributes = request.fallback[name];
-      if (!attributes) throw new Error(`no observation attributes for ${name}`);
-      return attributes;
-    };
-    store.applyReadingsMany(request.writes, fallback).then(
+    store.applyReadingsMany(request.writes).then(
       (result) => port.postMessage({ id: request.id, result } satisfies ApplyManyReply),
       (error: unknown) =>
         port.postMessage({

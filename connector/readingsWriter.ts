@@ -12,7 +12,6 @@
  * A write that clears a stale flag (the store reports the property as `refreshed`) emits a propertyFresh event, after
  * the write succeeded.
  */
-import { ObservationAttributes } from '../shared/catalog';
 import { Reading } from '../shared/twin';
 import { propertyFreshEvents } from '../shared/twinEvents';
 import { TwinStore } from '../shared/twinStore';
@@ -24,8 +23,6 @@ export type ReadingsSink = Pick<TwinStore, 'applyReadingsMany'>;
 
 export interface ReadingsWriterOptions {
   sink: ReadingsSink;
-  /** pmin/pmax for a property the twin has no entry for yet. */
-  fallback: (name: string) => ObservationAttributes;
   /** Coalescing window, ms. */
   batchMs: number;
   /** Store calls in flight at once. */
@@ -199,7 +196,7 @@ export class ReadingsWriter {
     try {
       this.stats.writes++;
       this.stats.deviceWrites += writes.length;
-      const { results, requests } = await this.options.sink.applyReadingsMany(writes, this.options.fallback);
+      const { results, requests } = await this.options.sink.applyReadingsMany(writes);
       this.stats.storeRequests += requests;
       results.forEach((result, i) => {
         this.stats.persisted += result.changed.length;

@@ -4,12 +4,12 @@
  * long and the socket overflows (measured: 1,000 devices sending 8,700 notifications/s, 2,300/s taken in with the
  * writes in-process, all of them with the writes on this thread). So the writes run here, on the other core.
  *
- * Contract: `applyReadingsMany` as `TwinStore` defines it; the `fallback` function is evaluated on this side for every
- * catalog property and sent as a table. `close()` waits for calls in flight, then ends the thread.
+ * Contract: `applyReadingsMany` as `TwinStore` defines it, with the observation defaults given at start.
+ * `close()` waits for calls in flight, then ends the thread.
  */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { CATALOG, ObservationAttributes } from '../shared/catalog';
+import { ObservationDefaults } from '../shared/catalog';
 import { CosmosConfig } from '../shared/config';
 import { ApplyManyResult, DeviceReadings } from '../shared/twinStore';
 import { ReadingsSink } from './readingsWriter';
@@ -18,6 +18,8 @@ import { ApplyManyReply, ApplyManyRequest, ReadingsSinkThreadData, ThreadStatus 
 export interface ThreadedReadingsSinkOptions {
   cosmos: CosmosConfig;
   graceSeconds: number;
+  /** pmin/pmax of a property a reading brings before its twin has an entry for it. */
+  observation: ObservationDefaults;
   /** The thread's script (default: the compiled readingsSinkThread.js next to this file). */
   script?: string;
   /** Called when the thread ends without `close()` (a crash): calls fail from then on. */
@@ -28,10 +30,6 @@ export class ThreadedReadingsSink implements ReadingsSink {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (r: ApplyManyResult) => void; reject: (e: Error) => void }>();
   private readonly inFlight = new Set<Promise<ApplyManyResult>>();
-  private readonly fallbackTables = new WeakMap<
-    (name: string) => ObservationAttributes,
-    Record<string, ObservationAttributes>
-  >();
   private exited = false;
   private closing = false;
 
@@ -56,7 +54,11 @@ export class ThreadedReadingsSink implements ReadingsSink {
 
   /** Starts the thread; resolves once its Cosmos container is open, rejects with the reason when it cannot. */
   static async start(options: ThreadedReadingsSinkOptions): Promise<ThreadedReadingsSink> {
-    const workerData: ReadingsSinkThreadData = { cosmos: options.cosmos, graceSeconds: options.graceSeconds };
+    const workerData: ReadingsSinkThreadData = {
+      cosmos: options.cosmos,
+      graceSeconds: options.graceSeconds,
+      observation: options.observation,
+    };
     const worker = new Worker(options.script ?? path.join(__dirname, 'readingsSinkThread.js'), { workerData });
     const status = await new Promise<ThreadStatus>((resolve, reject) => {
       worker.once('message', resolve);
@@ -71,13 +73,10 @@ export class ThreadedReadingsSink implements ReadingsSink {
     return new ThreadedReadingsSink(worker, options.onUnexpectedExit);
   }
 
-  applyReadingsMany(
-    writes: readonly DeviceReadings[],
-    fallback: (name: string) => ObservationAttributes,
-  ): Promise<ApplyManyResult> {
+  applyReadingsMany(writes: readonly DeviceReadings[]): Promise<ApplyManyResult> {
     if (this.exited) return Promise.reject(new Error('the readings thread has stopped'));
     const id = ++this.nextId;
-    const request: ApplyManyRequest = { id, writes: [...writes], fallback: this.fallbackTable(fallback) };
+    const request: ApplyManyRequest = { id, writes: [...writes] };
     const call = new Promise<ApplyManyResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage(request);
@@ -93,17 +92,5 @@ export class ThreadedReadingsSink implements ReadingsSink {
     this.closing = true;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     if (!this.exited) await this.worker.terminate();
-  }
-
-  private fallbackTable(fallback: (name: string) => ObservationAttributes): Record<string, ObservationAttributes> {
-    let table = this.fallbackTables.get(fallback);
-    if (!table) {
-      table = {};
-      for (const entry of CATALOG) {
-        if (entry.readable) table[entry.name] = fallback(entry.name);
-      }
-      this.fallbackTables.set(fallback, table);
-    }
-    return table;
   }
 }

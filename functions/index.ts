@@ -6,7 +6,6 @@
 import { app } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { findProperty, observationFor } from '../shared/catalog';
 import {
   loadConnectorApiKey,
   loadCosmosConfig,
@@ -49,7 +48,8 @@ const cosmosClient = lazy(async () => createCosmosClient(loadCosmosConfig(proces
 export const twinStore = lazy<TwinStore>(async () => {
   const config = loadCosmosConfig(process.env);
   const container = await openTwinsContainer(await cosmosClient(), config.databaseName);
-  return new CosmosTwinStore(container, loadStalenessConfig(process.env).graceSeconds);
+  const { graceSeconds } = loadStalenessConfig(process.env);
+  return new CosmosTwinStore(container, graceSeconds, loadObservationDefaults(process.env));
 });
 
 /** The app's one Service Bus client (job queue, events topic). */
@@ -83,16 +83,10 @@ export const submitJobDependencies = lazy<SubmitJobDependencies>(async () => ({
 
 export const deviceJobDependencies = lazy<DeviceJobDependencies>(async () => {
   const jobs = loadJobsConfig(process.env);
-  const observation = loadObservationDefaults(process.env);
   return {
     jobs: await jobStore(),
     twins: await twinStore(),
     connector: await connectorClient(),
-    observation: (name) => {
-      const entry = findProperty(name);
-      if (!entry) throw new Error(`Reading for unknown property ${name}`);
-      return observationFor(entry, observation);
-    },
     retry: {
       maxDeliveryCount: jobs.maxDeliveryCount,
       firstDelayMs: jobs.retryDelaySeconds * 1000,

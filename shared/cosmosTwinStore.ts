@@ -10,7 +10,7 @@ import {
   OperationInput,
   PatchOperation,
 } from '@azure/cosmos';
-import { ObservationAttributes, findProperty } from './catalog';
+import { DEFAULT_OBSERVATION, ObservationDefaults, findProperty } from './catalog';
 import { PARTITION_KEY_PATH, TWINS_CONTAINER } from './constants';
 import { TwinError } from './errors';
 import { Reading, TwinDocument, applyReadings, withDerivedFields } from './twin';
@@ -62,9 +62,14 @@ function statusOf(error: unknown): number | undefined {
 }
 
 export class CosmosTwinStore implements TwinStore {
+  /**
+   * `graceSeconds`: the staleness grace in the derived `nextStaleAt`; `observation`: pmin/pmax of a property that a
+   * reading brings before the twin has an entry for it (default: the Azure defaults, 300 s / 6 h).
+   */
   constructor(
     private readonly container: Container,
     private readonly graceSeconds: number,
+    private readonly observation: ObservationDefaults = DEFAULT_OBSERVATION,
   ) {}
 
   async get(deviceId: string): Promise<TwinDocument | undefined> {
@@ -122,11 +127,7 @@ export class CosmosTwinStore implements TwinStore {
     throw new Error(`Twin ${deviceId}: gave up after ${MAX_RACE_RETRIES} lost ETag races`);
   }
 
-  async applyReadings(
-    deviceId: string,
-    readings: readonly Reading[],
-    fallback: (name: string) => ObservationAttributes,
-  ): Promise<ApplyReadingsResult> {
+  async applyReadings(deviceId: string, readings: readonly Reading[]): Promise<ApplyReadingsResult> {
     if (readings.length === 0) return { found: true, changed: [], refreshed: [], requests: 0 };
     let requests = 0;
     if (readings.length === 1) {
@@ -146,7 +147,12 @@ export class CosmosTwinStore implements TwinStore {
       requests++;
       const current = await this.get(deviceId);
       if (!current) return { found: false, changed: [], refreshed: [], requests };
-      const { twin, changed, refreshed, superseded } = applyReadings(current, readings, fallback, this.graceSeconds);
+      const { twin, changed, refreshed, superseded } = applyReadings(
+        current,
+        readings,
+        this.observation,
+        this.graceSeconds,
+      );
       if (changed.length === 0) return { found: true, changed, refreshed, superseded, requests };
       requests++;
       if (await this.replaceIfMatch(twin, current._etag as string))
@@ -155,24 +161,21 @@ export class CosmosTwinStore implements TwinStore {
     throw new Error(`Twin ${deviceId}: gave up after ${MAX_RACE_RETRIES} lost ETag races`);
   }
 
-  async applyReadingsMany(
-    writes: readonly DeviceReadings[],
-    fallback: (name: string) => ObservationAttributes,
-  ): Promise<ApplyManyResult> {
+  async applyReadingsMany(writes: readonly DeviceReadings[]): Promise<ApplyManyResult> {
     if (writes.length === 1) {
-      const result = await this.applyReadings(writes[0].deviceId, writes[0].readings, fallback);
+      const result = await this.applyReadings(writes[0].deviceId, writes[0].readings);
       return { results: [result], requests: result.requests };
     }
     const results: (ApplyReadingsResult | undefined)[] = new Array(writes.length);
     let requests = 0;
     for (let first = 0; first < writes.length; first += MAX_BULK_OPERATIONS) {
       const chunk = writes.slice(first, first + MAX_BULK_OPERATIONS);
-      requests += await this.bulkApply(chunk, fallback, (k, result) => (results[first + k] = result));
+      requests += await this.bulkApply(chunk, (k, result) => (results[first + k] = result));
     }
     // What the bulk requests did not settle (a lost ETag race, throttling) goes the one-by-one way.
     for (let i = 0; i < writes.length; i++) {
       if (results[i]) continue;
-      const result = await this.applyReadings(writes[i].deviceId, writes[i].readings, fallback);
+      const result = await this.applyReadings(writes[i].deviceId, writes[i].readings);
       results[i] = result;
       requests += result.requests;
     }
@@ -186,7 +189,6 @@ export class CosmosTwinStore implements TwinStore {
    */
   private async bulkApply(
     writes: readonly DeviceReadings[],
-    fallback: (name: string) => ObservationAttributes,
     settle: (index: number, result: ApplyReadingsResult) => void,
   ): Promise<number> {
     const reads = await this.container.items.bulk(
@@ -198,7 +200,7 @@ export class CosmosTwinStore implements TwinStore {
       if (read.statusCode === 404) return settle(index, { found: false, changed: [], refreshed: [], requests: 0 });
       if (read.statusCode >= 300 || !read.resourceBody) return;
       const current = read.resourceBody as unknown as TwinDocument;
-      const outcome = applyReadings(current, writes[index].readings, fallback, this.graceSeconds);
+      const outcome = applyReadings(current, writes[index].readings, this.observation, this.graceSeconds);
       const { twin, changed, refreshed, superseded } = outcome;
       if (changed.length === 0) return settle(index, { found: true, changed, refreshed, superseded, requests: 0 });
       pending.push({ index, changed, refreshed, superseded });

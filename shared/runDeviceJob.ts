@@ -24,7 +24,7 @@
  * property reads the device first on every attempt after the first, and completes without writing when the device
  * already holds the value; an execute has no state to compare, so it runs again.
  */
-import { ObservationAttributes, PropertyValue, findProperty } from './catalog';
+import { PropertyValue, findProperty } from './catalog';
 import { JOBS_TTL_SECONDS } from './constants';
 import { ErrorCode, TwinError, isTwinError } from './errors';
 import {
@@ -82,8 +82,6 @@ export interface DeviceJobDependencies {
   jobs: JobStore;
   twins: TwinStore;
   connector: DeviceConnector;
-  /** pmin/pmax for a property the twin has no entry for yet (a deep read before the first notify). */
-  observation: (name: string) => ObservationAttributes;
   retry: RetryPolicy;
   /** Bound on one device round trip made for a job, ms (`Jobs__deviceTimeoutSeconds`). */
   deviceTimeoutMs: number;

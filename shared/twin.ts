@@ -4,7 +4,14 @@
  * Times are ISO-8601 UTC strings (`Date.prototype.toISOString`), so they order as strings,
  * both here and in Cosmos queries.
  */
-import { CatalogEntry, ObservationAttributes, PropertyValue } from './catalog';
+import {
+  CatalogEntry,
+  ObservationAttributes,
+  ObservationDefaults,
+  PropertyValue,
+  findProperty,
+  observationFor,
+} from './catalog';
 
 export type ConnectionState = 'never' | 'connected' | 'disconnected';
 
@@ -141,14 +148,15 @@ export function withReading(current: DeviceProperty, reading: Reading): DevicePr
 
 /**
  * Applies readings (any order, any number per property) to a twin. Readings for properties the twin has no
- * entry for get one with `fallback` attributes (for example a deep read before the first registration).
+ * entry for get one with the `observation` defaults' pmin/pmax (for example a deep read before the first
+ * registration).
  * Returns the names that changed, and those of them that were stale before (fresh again); the twin is not
  * modified when none changed.
  */
 export function applyReadings(
   twin: TwinDocument,
   readings: readonly Reading[],
-  fallback: (name: string) => ObservationAttributes,
+  observation: ObservationDefaults,
   graceSeconds: number,
 ): { twin: TwinDocument; changed: string[]; refreshed: string[]; superseded: boolean } {
   const deviceProperties = { ...twin.deviceProperties };
@@ -163,7 +171,7 @@ export function applyReadings(
     const current = deviceProperties[reading.name];
     if (!isNewer(reading, current)) continue;
     if (current?.stale) refreshed.add(reading.name);
-    const base = current ?? { ...observedProperty(fallback(reading.name), reading.time) };
+    const base = current ?? observedProperty(attributesOf(reading.name, observation), reading.time);
     deviceProperties[reading.name] = withReading(base, reading);
     changed.add(reading.name);
   }
@@ -197,6 +205,12 @@ function withActivity(connection: Connection, readings: readonly Reading[]): Con
 }
 
 /** The moment a property turns stale, or undefined when it cannot (unsupported, never observed). */
+function attributesOf(name: string, observation: ObservationDefaults): ObservationAttributes {
+  const entry = findProperty(name);
+  if (!entry) throw new Error(`reading for unknown property ${name}`);
+  return observationFor(entry, observation);
+}
+
 export function staleAt(property: DeviceProperty, graceSeconds: number): string | undefined {
   if (!property.supported) return undefined;
   const from = property.lastUpdatedTime ?? property.observedSince;

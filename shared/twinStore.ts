@@ -5,7 +5,6 @@
  * - an older reading never overwrites a newer one (`Reading.time` orders them);
  * - "not found" is `undefined` / `false`, never an exception.
  */
-import { ObservationAttributes } from './catalog';
 import { Reading, TwinDocument } from './twin';
 import { TwinQuery } from './twinQuery';
 
@@ -68,23 +67,16 @@ export interface TwinStore {
   ): Promise<TwinDocument | undefined>;
   /**
    * Writes readings of one device: value, lastUpdatedTime, source, stale cleared. One reading costs one
-   * conditional patch; several are one read and one conditional replace. `fallback` gives pmin/pmax for a
-   * property the twin has no entry for yet.
+   * conditional patch; several are one read and one conditional replace. A property the twin has no entry for yet
+   * gets the store's observation defaults (pmin/pmax), given at its construction.
    */
-  applyReadings(
-    deviceId: string,
-    readings: readonly Reading[],
-    fallback: (name: string) => ObservationAttributes,
-  ): Promise<ApplyReadingsResult>;
+  applyReadings(deviceId: string, readings: readonly Reading[]): Promise<ApplyReadingsResult>;
   /**
    * `applyReadings` for many devices at once, with the same rules per device, in as few requests as the store
    * allows (Cosmos: one bulk read and one bulk conditional replace per 100 devices; a device whose twin changed in
    * between goes the `applyReadings` way). Entries must name distinct devices.
    */
-  applyReadingsMany(
-    writes: readonly DeviceReadings[],
-    fallback: (name: string) => ObservationAttributes,
-  ): Promise<ApplyManyResult>;
+  applyReadingsMany(writes: readonly DeviceReadings[]): Promise<ApplyManyResult>;
   /** One page of twins matching the query, ordered by deviceId. */
   query(query: TwinQuery, pageSize: number, continuation?: string): Promise<TwinPage>;
   /** One page of twins whose `nextStaleAt` is at or before `now`. */

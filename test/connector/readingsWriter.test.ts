@@ -1,4 +1,3 @@
-import { ObservationAttributes } from '../../shared/catalog';
 import { Reading, TwinDocument } from '../../shared/twin';
 import { ApplyManyResult, ApplyReadingsResult, DeviceReadings, TwinPage, TwinStore } from '../../shared/twinStore';
 import { silentLogger } from '../../connector/logger';
@@ -35,11 +34,7 @@ class RecordingStore implements TwinStore {
       this.inFlight--;
     }
   }
-  applyReadings(
-    deviceId: string,
-    readings: readonly Reading[],
-    _fallback: (name: string) => ObservationAttributes,
-  ): Promise<ApplyReadingsResult> {
+  applyReadings(deviceId: string, readings: readonly Reading[]): Promise<ApplyReadingsResult> {
     throw new Error(`not used (${deviceId}, ${readings.length})`);
   }
   get(): Promise<TwinDocument | undefined> {
@@ -70,9 +65,8 @@ const reading = (name: string, value: number, ms: number): Reading => ({
 });
 
 describe('ReadingsWriter', () => {
-  const fallback = () => ({ pmin: 1, pmax: 2 });
   const writer = (store: RecordingStore, batchMs = 30, maxConcurrentWrites = 4) =>
-    new ReadingsWriter({ sink: store, fallback, batchMs, maxConcurrentWrites, log: silentLogger, now: Date.now });
+    new ReadingsWriter({ sink: store, batchMs, maxConcurrentWrites, log: silentLogger, now: Date.now });
 
   it('writes readings arriving within the window together, keeping the newest per property, devices in one call', async () => {
     const store = new RecordingStore();

@@ -12,6 +12,7 @@ import { ThreadedReadingsSink } from '../../connector/threadedReadingsSink';
 import { TestCosmos, startTestCosmos } from '../support/localCosmos';
 import { testSettings } from './support/connectorHarness';
 import { TestDevice } from './support/testDevice';
+import { uniformObservation } from '../support/observation';
 
 const BOOTSTRAP = path.join(__dirname, 'support', 'tsWorkerBootstrap.js');
 const DATABASE = 'threaded-sink-test';
@@ -32,6 +33,7 @@ describe('ThreadedReadingsSink', () => {
         trustedCertificatePath: cosmos.server.certPath,
       },
       graceSeconds: 93,
+      observation: uniformObservation({ pmin: 7, pmax: 77 }),
       script: BOOTSTRAP,
     });
   }, 30_000);
@@ -40,7 +42,7 @@ describe('ThreadedReadingsSink', () => {
     await cosmos.close();
   });
 
-  it('writes readings of several devices from its thread, with the fallback attributes evaluated here', async () => {
+  it('writes readings of several devices from its thread, with the observation defaults it was started with', async () => {
     const now = new Date().toISOString();
     for (const id of ['t1', 't2']) {
       await store.create(newTwin(id, {}, now));
@@ -50,14 +52,11 @@ describe('ThreadedReadingsSink', () => {
       }));
     }
     const later = new Date(Date.now() + 1000).toISOString();
-    const { results } = await sink.applyReadingsMany(
-      [
-        { deviceId: 't1', readings: [{ name: 'batteryLevel', value: 12, time: later, source: 'notify' }] },
-        { deviceId: 't2', readings: [{ name: 'timezone', value: 'UTC', time: later, source: 'notify' }] },
-        { deviceId: 'nobody', readings: [{ name: 'timezone', value: 'UTC', time: later, source: 'notify' }] },
-      ],
-      () => ({ pmin: 7, pmax: 77 }),
-    );
+    const { results } = await sink.applyReadingsMany([
+      { deviceId: 't1', readings: [{ name: 'batteryLevel', value: 12, time: later, source: 'notify' }] },
+      { deviceId: 't2', readings: [{ name: 'timezone', value: 'UTC', time: later, source: 'notify' }] },
+      { deviceId: 'nobody', readings: [{ name: 'timezone', value: 'UTC', time: later, source: 'notify' }] },
+    ]);
     expect(results.map((r) => r.found)).toEqual([true, true, false]);
     expect((await store.get('t1'))?.deviceProperties.batteryLevel.value).toBe(12);
     expect((await store.get('t2'))?.deviceProperties.timezone).toMatchObject({ value: 'UTC', pmin: 7, pmax: 77 });

@@ -60,10 +60,7 @@ describe('the flagStaleProperties timer function', () => {
   });
 
   it('keeps the flags and logs an error when the events cannot be published', async () => {
-    await store.applyReadings('dev-1', [{ name: 'batteryLevel', value: 5, time: at(500), source: 'notify' }], () => ({
-      pmin: 1,
-      pmax: 60,
-    }));
+    await store.applyReadings('dev-1', [{ name: 'batteryLevel', value: 5, time: at(500), source: 'notify' }]);
     const { context, lines } = recordingContext();
     const summary = await runStalenessSweep(
       {

@@ -3,9 +3,10 @@ import { isTwinError } from '../../shared/errors';
 import { Reading, newTwin, observedProperty } from '../../shared/twin';
 import { parseTwinQuery } from '../../shared/twinQuery';
 import { TestCosmos, startTestCosmos } from '../support/localCosmos';
+import { uniformObservation } from '../support/observation';
 
 const GRACE = 93;
-const attrs = () => ({ pmin: 1, pmax: 60 });
+const attrs = uniformObservation({ pmin: 1, pmax: 60 });
 const at = (seconds: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, seconds)).toISOString();
 const reading = (name: string, value: string | number, time: string): Reading => ({
   name,
@@ -20,7 +21,7 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
 
   beforeAll(async () => {
     cosmos = await startTestCosmos();
-    store = new CosmosTwinStore(await openTwinsContainer(cosmos.client, 'store-test'), GRACE);
+    store = new CosmosTwinStore(await openTwinsContainer(cosmos.client, 'store-test'), GRACE, attrs);
   });
   afterAll(() => cosmos.close());
 
@@ -43,7 +44,7 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     const before = await store.get('dev-b');
     const updated = await store.update('dev-b', (twin) => ({
       ...twin,
-      deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
+      deviceProperties: { batteryLevel: observedProperty(attrs.device, at(0)) },
     }));
     expect(updated?.version).toBe((before?.version ?? 0) + 1);
     expect(updated?.nextStaleAt).toBe(at(60 + GRACE));
@@ -57,11 +58,11 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     await store.update('dev-c', (t) => ({
       ...t,
       connection: { state: 'connected', since: at(0), lastActivityTime: at(0) },
-      deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
+      deviceProperties: { batteryLevel: observedProperty(attrs.device, at(0)) },
     }));
-    const fresh = await store.applyReadings('dev-c', [reading('batteryLevel', 80, at(10))], attrs);
+    const fresh = await store.applyReadings('dev-c', [reading('batteryLevel', 80, at(10))]);
     expect(fresh).toEqual({ found: true, changed: ['batteryLevel'], refreshed: [], requests: 1 });
-    const older = await store.applyReadings('dev-c', [reading('batteryLevel', 99, at(5))], attrs);
+    const older = await store.applyReadings('dev-c', [reading('batteryLevel', 99, at(5))]);
     expect(older.changed).toEqual([]);
     const twin = await store.get('dev-c');
     expect(twin?.deviceProperties.batteryLevel).toMatchObject({ value: 80, lastUpdatedTime: at(10), stale: false });
@@ -73,18 +74,17 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     await store.update('dev-act', (t) => ({
       ...t,
       connection: { state: 'connected', since: at(0), lastActivityTime: at(20) },
-      deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
+      deviceProperties: { batteryLevel: observedProperty(attrs.device, at(0)) },
     }));
     // Newer than the property, older than the last Update: written (read + replace), activity kept.
-    const late = await store.applyReadings('dev-act', [reading('batteryLevel', 50, at(10))], attrs);
+    const late = await store.applyReadings('dev-act', [reading('batteryLevel', 50, at(10))]);
     expect(late).toMatchObject({ changed: ['batteryLevel'], requests: 3 });
     expect((await store.get('dev-act'))?.connection.lastActivityTime).toBe(at(20));
-    const next = await store.applyReadings('dev-act', [reading('batteryLevel', 51, at(30))], attrs);
+    const next = await store.applyReadings('dev-act', [reading('batteryLevel', 51, at(30))]);
     expect(next).toMatchObject({ changed: ['batteryLevel'], requests: 1 });
-    const many = await store.applyReadingsMany(
-      [{ deviceId: 'dev-act', readings: [reading('batteryLevel', 52, at(40)), reading('memoryFree', 9, at(41))] }],
-      attrs,
-    );
+    const many = await store.applyReadingsMany([
+      { deviceId: 'dev-act', readings: [reading('batteryLevel', 52, at(40)), reading('memoryFree', 9, at(41))] },
+    ]);
     expect(many.results[0].changed.sort()).toEqual(['batteryLevel', 'memoryFree']);
     const twin = await store.get('dev-act');
     expect(twin?.connection).toMatchObject({ state: 'connected', lastActivityTime: at(41) });
@@ -93,16 +93,16 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
 
   it('applies several readings at once, creating entries the twin lacked', async () => {
     await store.create(newTwin('dev-d', {}, at(0)));
-    const result = await store.applyReadings(
-      'dev-d',
-      [reading('batteryLevel', 70, at(20)), reading('timezone', 'UTC', at(20)), reading('batteryLevel', 71, at(21))],
-      attrs,
-    );
+    const result = await store.applyReadings('dev-d', [
+      reading('batteryLevel', 70, at(20)),
+      reading('timezone', 'UTC', at(20)),
+      reading('batteryLevel', 71, at(21)),
+    ]);
     expect(result.changed.sort()).toEqual(['batteryLevel', 'timezone']);
     const twin = await store.get('dev-d');
     expect(twin?.deviceProperties.batteryLevel.value).toBe(71);
     expect(twin?.nextStaleAt).toBe(at(20 + 60 + GRACE));
-    expect(await store.applyReadings('gone', [reading('batteryLevel', 1, at(1))], attrs)).toMatchObject({
+    expect(await store.applyReadings('gone', [reading('batteryLevel', 1, at(1))])).toMatchObject({
       found: false,
     });
   });
@@ -112,7 +112,7 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     const names = ['batteryLevel', 'memoryFree', 'timezone', 'utcOffset', 'currentTime', 'manufacturer'];
     await Promise.all(
       names.map((name, i) =>
-        store.applyReadings('dev-e', [reading(name, i, at(30 + i)), reading('deviceType', i, at(30 + i))], attrs),
+        store.applyReadings('dev-e', [reading(name, i, at(30 + i)), reading('deviceType', i, at(30 + i))]),
       ),
     );
     const twin = await store.get('dev-e');
@@ -124,7 +124,7 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     const tricky = `plant'7" OR 1=1 --`;
     for (let i = 0; i < 7; i++) {
       await store.create(newTwin(`q-${i}`, { tags: { site: i < 5 ? tricky : 'other' } }, at(0)));
-      await store.applyReadings(`q-${i}`, [reading('batteryLevel', i * 10, at(1))], attrs);
+      await store.applyReadings(`q-${i}`, [reading('batteryLevel', i * 10, at(1))]);
     }
     const query = parseTwinQuery(
       new URLSearchParams([
@@ -151,7 +151,7 @@ describe('CosmosTwinStore against the local Cosmos server', () => {
     await store.create(newTwin('due-1', {}, at(0)));
     await store.update('due-1', (t) => ({
       ...t,
-      deviceProperties: { batteryLevel: observedProperty(attrs(), at(0)) },
+      deviceProperties: { batteryLevel: observedProperty(attrs.device, at(0)) },
     }));
     const due = await store.findDue(at(60 + GRACE), 100);
     expect(due.twins.map((t) => t.deviceId)).toContain('due-1');

@@ -4,13 +4,14 @@ import { QUERY_REQUESTS_PER_PAGE, flagStaleProperties } from '../../shared/flagS
 import { DeviceProperty, Reading, TwinDocument, newTwin } from '../../shared/twin';
 import { TwinStore } from '../../shared/twinStore';
 import { TestCosmos, startTestCosmos } from '../support/localCosmos';
+import { uniformObservation } from '../support/observation';
 
 const GRACE = 93;
 const PMAX = 60;
 const T0 = Date.UTC(2026, 0, 1);
 /** The ISO time `seconds` (may be fractional) after T0: the injected clock of every sweep here. */
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
-const attributes = () => ({ pmin: 1, pmax: PMAX });
+const attributes = uniformObservation({ pmin: 1, pmax: PMAX });
 const notify = (name: string, value: number | string, seconds: number, source: Reading['source'] = 'notify') => ({
   name,
   value,
@@ -52,9 +53,9 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
   }
 
   it('flags a property exactly after pmax + grace and not before, with staleSince, reason and an event', async () => {
-    const store = new CosmosTwinStore(await freshContainer(), GRACE);
+    const store = new CosmosTwinStore(await freshContainer(), GRACE, attributes);
     await registered(store, 'dev-a', { batteryLevel: observed(0) });
-    await store.applyReadings('dev-a', [notify('batteryLevel', 80, 10)], attributes);
+    await store.applyReadings('dev-a', [notify('batteryLevel', 80, 10)]);
     const staleAt = 10 + PMAX + GRACE;
 
     // The notify's one-request patch left the due time at the registration's; the first sweep corrects it.
@@ -90,7 +91,7 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
   });
 
   it('counts a never-valued property from registration and says disconnected when the device is gone', async () => {
-    const store = new CosmosTwinStore(await freshContainer(), GRACE);
+    const store = new CosmosTwinStore(await freshContainer(), GRACE, attributes);
     await registered(store, 'dev-b', { timezone: observed(20) }, 'disconnected');
     expect((await flagStaleProperties(store, { now: at(20 + PMAX + GRACE), graceSeconds: GRACE })).events).toEqual([]);
     const summary = await flagStaleProperties(store, { now: at(20 + PMAX + GRACE + 1), graceSeconds: GRACE });
@@ -106,7 +107,7 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
   });
 
   it('never flags an unsupported property', async () => {
-    const store = new CosmosTwinStore(await freshContainer(), GRACE);
+    const store = new CosmosTwinStore(await freshContainer(), GRACE, attributes);
     await registered(store, 'dev-c', {
       memoryTotal: observed(0, { supported: false }),
       batteryLevel: observed(0),
@@ -120,14 +121,14 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
   });
 
   it('is cleared by a notify and by a deep read, in the same write as the value', async () => {
-    const store = new CosmosTwinStore(await freshContainer(), GRACE);
+    const store = new CosmosTwinStore(await freshContainer(), GRACE, attributes);
     await registered(store, 'dev-d', { batteryLevel: observed(0), timezone: observed(0) });
     await flagStaleProperties(store, { now: at(PMAX + GRACE + 1), graceSeconds: GRACE });
     expect((await store.get('dev-d'))?.staleProperties).toEqual(['batteryLevel', 'timezone']);
 
-    const byNotify = await store.applyReadings('dev-d', [notify('batteryLevel', 55, 200)], attributes);
+    const byNotify = await store.applyReadings('dev-d', [notify('batteryLevel', 55, 200)]);
     expect(byNotify.refreshed).toEqual(['batteryLevel']);
-    const byDeepRead = await store.applyReadings('dev-d', [notify('timezone', 'UTC', 201, 'deepRead')], attributes);
+    const byDeepRead = await store.applyReadings('dev-d', [notify('timezone', 'UTC', 201, 'deepRead')]);
     expect(byDeepRead.refreshed).toEqual(['timezone']);
 
     const twin = (await store.get('dev-d')) as TwinDocument;
@@ -140,9 +141,9 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
 
   it('loses to a notify that lands between its read and its write', async () => {
     const container = await freshContainer();
-    const store = new CosmosTwinStore(container, GRACE);
+    const store = new CosmosTwinStore(container, GRACE, attributes);
     await registered(store, 'dev-e', { batteryLevel: observed(0) });
-    await store.applyReadings('dev-e', [notify('batteryLevel', 10, 5)], attributes);
+    await store.applyReadings('dev-e', [notify('batteryLevel', 10, 5)]);
     const staleAt = 5 + PMAX + GRACE;
 
     /** The connector's notify, landing right after the sweep's read of the twin and before its write. */
@@ -152,7 +153,7 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
         const read = await super.get(deviceId);
         if (this.armed) {
           this.armed = false;
-          await super.applyReadings(deviceId, [notify('batteryLevel', 11, staleAt + 0.5)], attributes);
+          await super.applyReadings(deviceId, [notify('batteryLevel', 11, staleAt + 0.5)]);
         }
         return read;
       }
@@ -171,9 +172,9 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
   });
 
   it('corrects an early due time without flagging, so the twin stops being found', async () => {
-    const store = new CosmosTwinStore(await freshContainer(), GRACE);
+    const store = new CosmosTwinStore(await freshContainer(), GRACE, attributes);
     await registered(store, 'dev-f', { batteryLevel: observed(0) });
-    await store.applyReadings('dev-f', [notify('batteryLevel', 1, 100)], attributes); // one-request patch path
+    await store.applyReadings('dev-f', [notify('batteryLevel', 1, 100)]); // one-request patch path
     expect((await store.get('dev-f'))?.nextStaleAt).toBe(at(PMAX + GRACE));
 
     const summary = await flagStaleProperties(store, { now: at(PMAX + GRACE + 1), graceSeconds: GRACE });
@@ -184,7 +185,7 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
   });
 
   it('pages through every due twin, leaves the others alone, and counts its requests', async () => {
-    const store = new CosmosTwinStore(await freshContainer(), GRACE);
+    const store = new CosmosTwinStore(await freshContainer(), GRACE, attributes);
     const dueIds = Array.from({ length: 25 }, (_, i) => `due-${String(i).padStart(2, '0')}`);
     for (const id of dueIds) await registered(store, id, { batteryLevel: observed(0) });
     for (const id of ['later-1', 'later-2']) await registered(store, id, { batteryLevel: observed(500) });
@@ -201,7 +202,7 @@ describe('flagStaleProperties over CosmosTwinStore (local Cosmos, injected clock
 
   it('skips a twin deprovisioned mid-sweep and stops starting twins when its time budget is used up', async () => {
     const container = await freshContainer();
-    const store = new CosmosTwinStore(container, GRACE);
+    const store = new CosmosTwinStore(container, GRACE, attributes);
     for (const id of ['gone', 'kept']) await registered(store, id, { batteryLevel: observed(0) });
 
     class DeprovisionDuringSweep extends CosmosTwinStore {

@@ -9,11 +9,12 @@ import {
 } from '../../shared/readThroughDeviceProperty';
 import { newTwin, observedProperty } from '../../shared/twin';
 import { TestCosmos, startTestCosmos } from '../support/localCosmos';
+import { uniformObservation } from '../support/observation';
 
 const GRACE = 93;
 const T0 = Date.UTC(2026, 0, 1);
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
-const attributes = () => ({ pmin: 1, pmax: 60 });
+const attributes = uniformObservation({ pmin: 1, pmax: 60 });
 
 /** A device behind a deep reader: answers with `value`, writing the twin as a deep-read job does, or never. */
 class FakeDevice implements DeepReader {
@@ -29,11 +30,7 @@ class FakeDevice implements DeepReader {
     if (behaviour === 'silent') return new Promise<DeepReadOutcome>(() => undefined);
     if ('code' in behaviour) return { status: 'failed', code: behaviour.code, message: 'the device said 4.05' };
     const time = at(behaviour.at);
-    await this.store.applyReadings(
-      deviceId,
-      [{ name: property, value: behaviour.value, time, source: 'deepRead' }],
-      attributes,
-    );
+    await this.store.applyReadings(deviceId, [{ name: property, value: behaviour.value, time, source: 'deepRead' }]);
     return { status: 'completed', value: behaviour.value, lastUpdatedTime: time };
   }
 }
@@ -44,7 +41,7 @@ describe('readThroughDeviceProperty (max-age)', () => {
 
   beforeAll(async () => {
     cosmos = await startTestCosmos();
-    store = new CosmosTwinStore(await openTwinsContainer(cosmos.client, 'read-through'), GRACE);
+    store = new CosmosTwinStore(await openTwinsContainer(cosmos.client, 'read-through'), GRACE, attributes);
     for (const [deviceId, state] of [
       ['dev-on', 'connected'],
       ['dev-off', 'disconnected'],
@@ -54,15 +51,11 @@ describe('readThroughDeviceProperty (max-age)', () => {
         ...twin,
         connection: { state, since: at(0) },
         deviceProperties: {
-          batteryLevel: observedProperty(attributes(), at(0)),
-          memoryTotal: { ...observedProperty(attributes(), at(0)), supported: false },
+          batteryLevel: observedProperty(attributes.device, at(0)),
+          memoryTotal: { ...observedProperty(attributes.device, at(0)), supported: false },
         },
       }));
-      await store.applyReadings(
-        deviceId,
-        [{ name: 'batteryLevel', value: 50, time: at(100), source: 'notify' }],
-        attributes,
-      );
+      await store.applyReadings(deviceId, [{ name: 'batteryLevel', value: 50, time: at(100), source: 'notify' }]);
     }
   });
   afterAll(() => cosmos.close());

@@ -14,6 +14,7 @@ import {
 import { TwinEvent } from '../../shared/twinEvents';
 import { newTwin, observedProperty } from '../../shared/twin';
 import { TestCosmos, startTestCosmos } from '../support/localCosmos';
+import { uniformObservation } from '../support/observation';
 
 const CONNECTOR_URL = 'http://connector-a.test';
 
@@ -56,9 +57,12 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
     connector = new ScriptedConnector();
     deps = {
       jobs: new CosmosJobStore(await openJobsContainer(cosmos.client, 'run-job-test')),
-      twins: new CosmosTwinStore(await openTwinsContainer(cosmos.client, 'run-job-test'), 93),
+      twins: new CosmosTwinStore(
+        await openTwinsContainer(cosmos.client, 'run-job-test'),
+        93,
+        uniformObservation({ pmin: 1, pmax: 60 }),
+      ),
       connector,
-      observation: () => ({ pmin: 1, pmax: 60 }),
       retry: { maxDeliveryCount: 3, firstDelayMs: 1000, maxDelayMs: 3000 },
       deviceTimeoutMs: 5000,
       now: () => time(++clock),
@@ -166,11 +170,7 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
   it('deep read never overwrites a newer notify', async () => {
     const deviceId = await connectedDevice();
     const future = time(1_000_000);
-    await deps.twins.applyReadings(
-      deviceId,
-      [{ name: 'batteryLevel', value: 12, time: future, source: 'notify' }],
-      deps.observation,
-    );
+    await deps.twins.applyReadings(deviceId, [{ name: 'batteryLevel', value: 12, time: future, source: 'notify' }]);
     connector.values.set(`${deviceId}/batteryLevel`, 99);
     const message = await queued({
       type: 'readDeviceProperty',

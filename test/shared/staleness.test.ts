@@ -1,5 +1,6 @@
 import { decideSweep, isPastStaleAt, propertiesTurningStale, withStaleFlags } from '../../shared/staleness';
 import { DeviceProperty, TwinDocument, applyReadings, newTwin, withDerivedFields } from '../../shared/twin';
+import { uniformObservation } from '../support/observation';
 
 const GRACE = 93;
 const PMAX = 60;
@@ -69,7 +70,7 @@ describe('the staleness rule', () => {
     const notified = applyReadings(
       flagged,
       [{ name: 'batteryLevel', value: 2, time: at(PMAX + GRACE + 5), source: 'notify' }],
-      () => ({ pmin: 1, pmax: PMAX }),
+      uniformObservation({ pmin: 1, pmax: PMAX }),
       GRACE,
     );
     expect(notified.refreshed).toEqual(['batteryLevel']);

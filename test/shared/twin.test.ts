@@ -1,7 +1,8 @@
 import { Reading, applyReadings, newTwin, observedProperty, staleAt, withDerivedFields } from '../../shared/twin';
+import { uniformObservation } from '../support/observation';
 
 const at = (seconds: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, seconds)).toISOString();
-const attrs = () => ({ pmin: 5, pmax: 60 });
+const attrs = uniformObservation({ pmin: 5, pmax: 60 });
 const notify = (name: string, value: number | string, time: string): Reading => ({
   name,
   value,
@@ -19,7 +20,7 @@ describe('twin rules', () => {
 
   it('applies newer readings, ignores older ones, and clears the stale flag', () => {
     let twin = newTwin('d1', {}, at(0));
-    twin.deviceProperties.batteryLevel = { ...observedProperty(attrs(), at(0)), stale: true, staleSince: at(1) };
+    twin.deviceProperties.batteryLevel = { ...observedProperty(attrs.device, at(0)), stale: true, staleSince: at(1) };
     const first = applyReadings(twin, [notify('batteryLevel', 80, at(10))], attrs, 93);
     expect(first.changed).toEqual(['batteryLevel']);
     twin = first.twin;
