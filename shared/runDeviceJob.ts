@@ -242,7 +242,7 @@ async function runOnDevice(deps: DeviceJobDependencies, job: JobDocument): Promi
       const time = reading.time ?? deps.now();
       // The twin keeps a newer notify: applyReadings only writes a strictly newer reading.
       const readings = [{ name: request.property, value, time, source: 'deepRead' as const }];
-      const written = await deps.twins.applyReadings(job.deviceId, readings, deps.observation);
+      const written = await deps.twins.applyReadings(job.deviceId, readings);
       await publishBestEffort(deps.events, propertyFreshEvents(job.deviceId, written.refreshed, readings), deps.warn);
       return { value, lastUpdatedTime: time };
     }
