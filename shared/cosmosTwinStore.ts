@@ -13,7 +13,7 @@ import {
 import { DEFAULT_OBSERVATION, ObservationDefaults, findProperty } from './catalog';
 import { PARTITION_KEY_PATH, TWINS_CONTAINER } from './constants';
 import { TwinError } from './errors';
-import { Reading, TwinDocument, applyReadings, withDerivedFields } from './twin';
+import { Reading, TwinDocument, applyReadings, readingPatch, withDerivedFields } from './twin';
 import { ApplyManyResult, ApplyReadingsResult, DeviceReadings, TwinPage, TwinStore, UpdateOptions } from './twinStore';
 import { TwinQuery, toSql } from './twinQuery';
 
@@ -222,39 +222,32 @@ export class CosmosTwinStore implements TwinStore {
   }
 
   /**
-   * The one-request path for a single reading: a patch that applies only if the twin has the property, it is
-   * supported and not stale (so `nextStaleAt` and `staleProperties` stay right without recomputing them), what it
-   * holds is older, and so is the connection's lastActivityTime, and (for a reading from a registration) the twin is
-   * connected through that registration. Anything else is `conditionFailed` and goes the read-replace way.
+   * The one-request path for a single reading: `readingPatch` (shared/twin.ts) as a conditional Cosmos patch. When its
+   * conditions do not hold it is `conditionFailed`, and the caller goes the read-replace way.
    */
   private async patchReading(deviceId: string, reading: Reading): Promise<'patched' | 'notFound' | 'conditionFailed'> {
     if (!findProperty(reading.name)) throw new Error(`Reading for unknown property ${reading.name}`);
-    // Catalog names are plain identifiers and the time is ours: literals here are safe (the predicate takes none
-    // of the caller's text) and Cosmos filter predicates take no parameters.
-    const p = `c.deviceProperties.${reading.name}`;
-    const time = JSON.stringify(reading.time);
-    // The line break after `FROM c` is deliberate: the local server lower-cases predicates that start with
-    // exactly "from c where" (breaking camelCase paths and ISO times) and takes any other form verbatim.
+    const patch = readingPatch(reading);
+    // Catalog names are plain identifiers, times and registration ids are ours (ISO, base64url): literals here are
+    // safe (the predicate takes none of the caller's text) and Cosmos filter predicates take no parameters.
+    const { property, olderThan, registration } = patch.requires;
+    const p = `c.deviceProperties.${property}`;
+    const time = JSON.stringify(olderThan);
     // The connection's lastActivityTime moves forward only: a twin whose activity is newer (or absent) goes the
     // read-replace way, which takes the later of the two.
-    // Registration ids are ours too (base64url).
-    const registration =
-      reading.registrationId === undefined
+    const ownedBy =
+      registration === undefined
         ? ''
-        : ` AND c.connection.state = "connected" AND c.connection.registrationId = ${JSON.stringify(reading.registrationId)}`;
+        : ` AND c.connection.state = "connected" AND c.connection.registrationId = ${JSON.stringify(registration)}`;
+    // The line break after `FROM c` is deliberate: the local server lower-cases predicates that start with
+    // exactly "from c where" (breaking camelCase paths and ISO times) and takes any other form verbatim.
     const condition =
       `FROM c\nWHERE (IS_DEFINED(${p}) AND ${p}.supported = true AND ${p}.stale = false ` +
       `AND (NOT IS_DEFINED(${p}.lastUpdatedTime) OR ${p}.lastUpdatedTime < ${time}) ` +
-      `AND c.connection.lastActivityTime < ${time}${registration})`;
-    const base = `/deviceProperties/${reading.name}`;
+      `AND c.connection.lastActivityTime < ${time}${ownedBy})`;
     const operations: PatchOperation[] = [
-      { op: 'set', path: `${base}/value`, value: reading.value },
-      { op: 'set', path: `${base}/lastUpdatedTime`, value: reading.time },
-      { op: 'set', path: `${base}/source`, value: reading.source },
-      { op: 'set', path: `${base}/staleSince`, value: null },
-      { op: 'set', path: `${base}/staleReason`, value: null },
-      { op: 'set', path: '/connection/lastActivityTime', value: reading.time },
-      { op: 'incr', path: '/version', value: 1 },
+      ...patch.set.map(({ path, value }): PatchOperation => ({ op: 'set', path, value })),
+      { op: 'incr', path: patch.increment, value: 1 },
     ];
     try {
       await this.container.item(deviceId, deviceId).patch({ condition, operations });

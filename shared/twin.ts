@@ -135,12 +135,9 @@ export function isNewer(reading: Reading, current: DeviceProperty | undefined): 
 /** The property after a reading: value, time and source set, stale flag cleared. */
 export function withReading(current: DeviceProperty, reading: Reading): DeviceProperty {
   return {
-    ...current,
     value: reading.value,
     lastUpdatedTime: reading.time,
     source: reading.source,
-    supported: true,
-    stale: false,
     staleSince: null,
     staleReason: null,
   };
@@ -149,6 +146,13 @@ export function withReading(current: DeviceProperty, reading: Reading): DevicePr
 /**
  * Applies readings (any order, any number per property) to a twin. Readings for properties the twin has no
  * entry for get one with the `observation` defaults' pmin/pmax (for example a deep read before the first
+  return { ...current, ...readingFields(reading), supported: true, stale: false };
+}
+
+/** The property fields a reading sets (besides making it supported and not stale). */
+function readingFields(
+  reading: Reading,
+): Pick<DeviceProperty, 'value' | 'lastUpdatedTime' | 'source' | 'staleSince' | 'staleReason'> {
  * registration).
  * Returns the names that changed, and those of them that were stale before (fresh again); the twin is not
  * modified when none changed.
@@ -161,6 +165,34 @@ export function applyReadings(
 ): { twin: TwinDocument; changed: string[]; refreshed: string[]; superseded: boolean } {
   const deviceProperties = { ...twin.deviceProperties };
   let superseded = false;
+/**
+ * One reading as a partial write, for a store that can write fields in place under a condition (the Cosmos patch).
+ * `applyReadings` gives the same twin, except the derived `nextStaleAt` (left earlier: harmless, the sweep finds
+ * nothing due), exactly when every `requires` holds on the stored twin:
+ * - `property`: the twin has the property, supported and not stale (so `staleProperties` and the stale flags stay);
+ * - `olderThan`: the property's lastUpdatedTime, if any, and the connection's lastActivityTime are before the reading;
+ * - `registration`: for a reading from a registration, the twin is connected through it.
+ * Otherwise the store must take the read-modify-write way. `set` paths are JSON-pointer-like (`/a/b`).
+ */
+export interface ReadingPatch {
+  requires: { property: string; olderThan: string; registration?: string };
+  set: { path: string; value: unknown }[];
+  /** `/version` goes up by one. */
+  increment: string;
+}
+
+export function readingPatch(reading: Reading): ReadingPatch {
+  const base = `/deviceProperties/${reading.name}`;
+  return {
+    requires: { property: reading.name, olderThan: reading.time, registration: reading.registrationId },
+    set: [
+      ...Object.entries(readingFields(reading)).map(([field, value]) => ({ path: `${base}/${field}`, value })),
+      { path: '/connection/lastActivityTime', value: reading.time },
+    ],
+    increment: '/version',
+  };
+}
+
   const changed = new Set<string>();
   const refreshed = new Set<string>();
   for (const reading of readings) {
