@@ -104,6 +104,16 @@ export interface ConnectorConfig {
   apiKey: string;
   /** `Connector__deviceTimeoutSeconds`: bound on one device request, retransmissions included. */
   deviceTimeoutSeconds: number;
+  /**
+   * `Connector__plainCoapEnabled`: serve plain CoAP on `coapPort` for devices provisioned with `security: none`
+   * (default true; Azure turns it off unless a deployment parameter opens it). Optional for in-process starts.
+   */
+  plainCoapEnabled?: boolean;
+  /**
+   * `Connector__coapsPort`: UDP port of CoAP over DTLS 1.2 with pre-shared keys (5684). Optional for in-process starts
+   * (tests, benchmarks): without it, and without a credential source, no DTLS endpoint runs.
+   */
+  coapsPort?: number;
   /** `Observe__<class>__pmin` / `__pmax`: observation attributes per property class, in seconds. */
   observation: ObservationDefaults;
   /** `Connector__apiAddress`: address the internal HTTP API binds (default `::`, all interfaces). */
@@ -164,6 +174,13 @@ export function loadCosmosConfig(env: Env): CosmosConfig {
     endpoint: required(env, 'CosmosDb__accountEndpoint'),
     databaseName: optional(env, 'CosmosDb__databaseName') ?? COSMOS_DATABASE_DEFAULT,
     key: optional(env, 'CosmosDb__accountKey'),
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  throw new ConfigError(`App setting ${name} must be true or false; got "${raw}"`);
+}
+
     trustedCertificatePath: optional(env, 'CosmosDb__trustedCertificatePath'),
     managedIdentityClientId: optional(env, 'AZURE_CLIENT_ID'),
   };
@@ -280,3 +297,5 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
     serviceBusTransport: oneOf(env, 'Connector__serviceBusTransport', SERVICE_BUS_TRANSPORTS, 'amqp'),
   };
 }
+    plainCoapEnabled: boolean(env, 'Connector__plainCoapEnabled', true),
+    coapsPort: integer(env, 'Connector__coapsPort', 5684),
