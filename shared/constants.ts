@@ -28,3 +28,11 @@ export const CONNECTOR_KEY_HEADER = 'x-connector-key';
 export const REGISTRATIONS_CONTAINER = 'registrations';
 /** The registrations container's default TTL: -1 = TTL on, no default; each record sets its own `ttl`. */
 export const REGISTRATIONS_TTL_SECONDS = -1;
+
+/**
+ * Credentials container (device PSKs, shared/deviceCredentials.ts): one record per device, id = deviceId, partition
+ * key /deviceId. Written (upsert only) by the Functions app, read (point reads, change feed) only by the connector.
+ */
+export const CREDENTIALS_CONTAINER = 'credentials';
+/** The credentials container's default TTL: -1 = TTL on, no default; only revoked records set their own `ttl`. */
+export const CREDENTIALS_TTL_SECONDS = -1;
