@@ -16,9 +16,14 @@
  * - Outgoing requests are Confirmable, retransmitted per §4.2, at most NSTART outstanding per peer, the rest queued
  *   in order; each fails with `CoapTimeoutError` at its deadline (queueing included) or after the last
  *   retransmission, `CoapResetError` on RST, `CoapCancelledError` when the peer is forgotten or the endpoint closes.
+ * - Block-wise (RFC 7959, blockwise.ts): a Block1 request reaches the handler once, whole; a request whose payload
+ *   exceeds the peer's block size goes as Block1; a response or notification that comes as Block2 resolves or is
+ *   delivered only whole (its remaining blocks fetched first, ahead of the peer's queued requests), else the request
+ *   fails with `CoapBlockwiseError` and the notification is dropped and logged. Limits: coapParameters.ts.
  */
 import { randomInt } from 'node:crypto';
 import { Logger, ThrottledWarnings } from '../logger';
+import { Block1Reassembler, OutgoingTransfer, blockSize, needsTransfer } from './blockwise';
 import {
   CoapFormatError,
   CoapMessage,
@@ -41,7 +46,14 @@ import {
 import {
   ACK_RANDOM_FACTOR,
   ACK_TIMEOUT_MS,
+  BLOCK1_REASSEMBLY_LIFETIME_MS,
+  BLOCK2_NOTIFICATION_FETCH_TIMEOUT_MS,
+  DEFAULT_BLOCK_SZX,
   EXCHANGE_LIFETIME_MS,
+  MAX_BLOCK1_BODY_BYTES,
+  MAX_BLOCK1_REASSEMBLIES,
+  MAX_BLOCK1_REASSEMBLIES_PER_PEER,
+  MAX_BLOCK2_BODY_BYTES,
   MAX_MESSAGE_SIZE,
   MAX_RETRANSMIT,
   MESSAGE_ID_MODULUS,
@@ -124,6 +136,14 @@ export class CoapCancelledError extends Error {
   }
 }
 
+/** A block-wise response could not be had whole (a later block failed, too large, inconsistent blocks). */
+export class CoapBlockwiseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapBlockwiseError';
+  }
+}
+
 export interface EndpointStats {
   datagramsIn: number;
   malformed: number;
@@ -166,7 +186,14 @@ const UNDERSTOOD_REQUEST_OPTIONS: ReadonlySet<number> = new Set([
   OptionNumber.ACCEPT,
   OptionNumber.IF_MATCH,
   OptionNumber.IF_NONE_MATCH,
+  // Block1 is reassembled before the handler; Block2 (a size preference) is taken and responses are sent whole,
+  // as every response of this endpoint fits one message.
+  OptionNumber.BLOCK1,
+  OptionNumber.BLOCK2,
+  OptionNumber.SIZE1,
 ]);
+/** Distinct Block2 follow-up option lists kept for observations (shared: one per observed URI and Accept). */
+const MAX_FOLLOW_UP_SHAPES = 1024;
 
 interface PeerState {
   key: string;
@@ -184,6 +211,8 @@ interface PeerState {
   tokens: number[];
   /** Set once the peer is forgotten: nothing more is sent to it. */
   forgotten: boolean;
+  /** Size exponent of the Block1 blocks sent to it: DEFAULT_BLOCK_SZX, or smaller once it asked for smaller. */
+  blockSzx: number;
 }
 
 interface Exchange {
@@ -199,6 +228,10 @@ interface Exchange {
   holdsSlot: boolean;
   settled: boolean;
   onNotification?: NotificationListener;
+  /** Set once a response made this exchange block-wise. */
+  transfer?: OutgoingTransfer;
+  /** The token of the observation its first Block2 block established (cancelled if the rest fails). */
+  observed?: number;
   resolve: (message: CoapMessage) => void;
   reject: (error: Error) => void;
 }
@@ -208,6 +241,8 @@ interface Observation extends LastNotification {
   state: PeerState;
   token: number;
   listener: NotificationListener;
+  /** Uri-Path and Accept of the observe request: the GETs fetching a block-wise notification's remaining blocks. */
+  followUp?: readonly CoapOption[];
 }
 
 interface RememberedRequest {
@@ -235,6 +270,16 @@ export class CoapEndpoint {
   private readonly peers = new Map<string, PeerState>();
   private readonly byToken = new Map<number, Exchange | Observation>();
   private readonly rememberedRequests = new Map<string, RememberedRequest>();
+  private readonly block1 = new Block1Reassembler({
+    maxBodyBytes: MAX_BLOCK1_BODY_BYTES,
+    maxReassemblies: MAX_BLOCK1_REASSEMBLIES,
+    maxPerPeer: MAX_BLOCK1_REASSEMBLIES_PER_PEER,
+    lifetimeMs: BLOCK1_REASSEMBLY_LIFETIME_MS,
+  });
+  /** Observations whose notification's remaining blocks are being fetched: token -> fetch number (newest wins). */
+  private readonly blockFetches = new Map<number, number>();
+  private blockFetchCount = 0;
+  private readonly followUpShapes = new Map<string, readonly CoapOption[]>();
   private readonly dropped: ThrottledWarnings;
   private readonly startedAt: number;
   private nextResponseMessageId = randomInt(MESSAGE_ID_MODULUS);
@@ -284,6 +329,22 @@ export class CoapEndpoint {
   request(peer: Peer, request: OutgoingRequest, options: RequestOptions): Promise<CoapMessage> {
     if (this.closed) return Promise.reject(new CoapCancelledError('the CoAP endpoint is closed'));
     const state = this.peerState(peer, true) as PeerState;
+    let transfer: OutgoingTransfer | undefined;
+    let first = request;
+    if (request.payload && request.payload.length > blockSize(state.blockSzx)) {
+      transfer = new OutgoingTransfer(request, MAX_BLOCK2_BODY_BYTES);
+      first = transfer.start(state.blockSzx);
+    }
+    return this.startExchange(state, first, options.timeoutMs, options.onNotification, transfer);
+  }
+
+  private startExchange(
+    state: PeerState,
+    request: OutgoingRequest,
+    timeoutMs: number,
+    onNotification: NotificationListener | undefined,
+    transfer: OutgoingTransfer | undefined,
+  ): Promise<CoapMessage> {
     return new Promise<CoapMessage>((resolve, reject) => {
       const token = this.allocateToken();
       const exchange: Exchange = {
@@ -294,12 +355,13 @@ export class CoapEndpoint {
         messageId: -1,
         retransmissions: 0,
         deadlineTimer: setTimeout(
-          () => this.fail(exchange, new CoapTimeoutError(`no response within ${options.timeoutMs} ms`)),
-          options.timeoutMs,
+          () => this.fail(exchange, new CoapTimeoutError(`no response within ${timeoutMs} ms`)),
+          timeoutMs,
         ),
         holdsSlot: false,
         settled: false,
-        onNotification: options.onNotification,
+        onNotification,
+        transfer,
         resolve,
         reject,
       };
@@ -316,7 +378,13 @@ export class CoapEndpoint {
    * taken whatever its sequence number (RFC 7641 §3.4: more than 128 s since the last one known). False when the
    * handle is in use already.
    */
-  restoreObservation(peer: Peer, handle: ObservationHandle, listener: NotificationListener): boolean {
+  restoreObservation(
+    peer: Peer,
+    handle: ObservationHandle,
+    listener: NotificationListener,
+    /** The observe request's options (Uri-Path, Accept): without them a block-wise notification cannot be fetched. */
+    request?: readonly CoapOption[],
+  ): boolean {
     if (this.closed || !Number.isInteger(handle) || this.byToken.has(handle)) return false;
     const state = this.peerState(peer, true) as PeerState;
     const observation: Observation = {
@@ -326,6 +394,7 @@ export class CoapEndpoint {
       sequence: 0,
       arrivedAt: this.elapsedSeconds() - OBSERVE_FRESHNESS_SECONDS - 1,
       listener,
+      followUp: request && this.followUpOptions(request),
     };
     this.byToken.set(handle, observation);
     state.tokens.push(handle);
@@ -452,10 +521,7 @@ export class CoapEndpoint {
             code: Code.BAD_OPTION,
             payload: Buffer.from(`unsupported critical option ${unknown.join(', ')}`),
           })
-        : this.deps.onRequest(message, peer, this).catch((error: unknown): ResponseSpec => {
-            this.deps.log.error('request handler failed', { peer: peerKey(peer), error: describe(error) });
-            return { code: Code.INTERNAL_SERVER_ERROR };
-          });
+        : this.handle(message, peer, now);
     void answer.then((spec) => {
       if (this.closed) return;
       const response = this.encodeResponse(message, spec);
@@ -464,6 +530,21 @@ export class CoapEndpoint {
       response.copy(entry.response);
       this.send(peer, response);
     });
+  }
+
+  /** The handler's answer to a request, once its Block1 blocks (if any) are reassembled; 2.31 or a refusal before. */
+  private handle(message: CoapMessage, peer: Peer, now: number): Promise<ResponseSpec> {
+    const outcome = this.block1.take(message, peerKey(peer), now);
+    if (outcome.kind === 'answer') return Promise.resolve(outcome.response);
+    const { echo } = outcome;
+    return this.deps.onRequest(outcome.request, peer, this).then(
+      // §2.3: the final response carries the Block1 of the last block.
+      (spec): ResponseSpec => (echo ? { ...spec, options: [...(spec.options ?? []), echo] } : spec),
+      (error: unknown): ResponseSpec => {
+        this.deps.log.error('request handler failed', { peer: peerKey(peer), error: describe(error) });
+        return { code: Code.INTERNAL_SERVER_ERROR };
+      },
+    );
   }
 
   /**
@@ -534,7 +615,45 @@ export class CoapEndpoint {
       observation.arrivedAt = now;
     }
     this.stats.notifications++;
+    // A newer notification supersedes one whose blocks are still being fetched.
+    if (this.blockFetches.size > 0) this.blockFetches.delete(observation.token);
+    if (isSuccessCode(message.code) && hasBlock2(message)) return this.fetchNotification(observation, message, final);
     observation.listener.onNotification(message, final);
+  }
+
+  /**
+   * Fetches the remaining blocks of a block-wise notification with GETs of the observed URI (RFC 7959 §3.4) and
+   * delivers it whole, unless a newer notification came meanwhile; drops and logs it when a block fails.
+   */
+  private fetchNotification(observation: Observation, first: CoapMessage, final: boolean): void {
+    const { token, listener } = observation;
+    const dropped = (reason: string) =>
+      this.dropped.warn('dropped a block-wise notification', { peer: peerKey(observation.state.peer), reason });
+    if (observation.state.forgotten) return;
+    // The peer's live state (a final notification may have let an idle one go).
+    const state = this.peerState(observation.state.peer, true) as PeerState;
+    if (!observation.followUp) return dropped('the observed URI is not known (a restored observation)');
+    const transfer = new OutgoingTransfer(
+      { code: Code.GET, options: [...observation.followUp] },
+      MAX_BLOCK2_BODY_BYTES,
+    );
+    const step = transfer.next(first);
+    if (step.kind === 'fail') return dropped(step.reason);
+    if (step.kind === 'done') return listener.onNotification(step.response, final);
+    const fetch = ++this.blockFetchCount;
+    this.blockFetches.set(token, fetch);
+    const current = () => this.blockFetches.get(token) === fetch;
+    this.startExchange(state, step.request, BLOCK2_NOTIFICATION_FETCH_TIMEOUT_MS, undefined, transfer).then(
+      (whole) => {
+        if (!current()) return;
+        this.blockFetches.delete(token);
+        if (final || this.byToken.get(token) === observation) listener.onNotification(whole, final);
+      },
+      (error: unknown) => {
+        if (current()) this.blockFetches.delete(token);
+        dropped(describe(error));
+      },
+    );
   }
 
   /** Whether this message ID came from the peer recently (a retransmission); records it if not. */
@@ -608,27 +727,90 @@ export class CoapEndpoint {
 
   private complete(exchange: Exchange, response: CoapMessage): void {
     if (exchange.settled) return;
+    let whole = response;
+    if (exchange.transfer || needsTransfer(exchange.request, response)) {
+      exchange.transfer ??= new OutgoingTransfer(exchange.request, MAX_BLOCK2_BODY_BYTES);
+      const step = exchange.transfer.next(response);
+      if (step.kind === 'fail') return this.fail(exchange, new CoapBlockwiseError(step.reason));
+      const szx = exchange.transfer.block1Szx;
+      if (szx !== undefined && szx < exchange.state.blockSzx) exchange.state.blockSzx = szx;
+      if (step.kind === 'send') {
+        this.establishObservation(exchange, response);
+        return this.continueExchange(exchange, step.request);
+      }
+      whole = step.response;
+    }
     exchange.settled = true;
     this.stopRetransmitting(exchange);
     clearTimeout(exchange.deadlineTimer);
     const { state } = exchange;
-    const observe = readUintOption(response, OptionNumber.OBSERVE);
-    if (exchange.onNotification && isSuccessCode(response.code) && observe !== undefined && !Number.isNaN(observe)) {
-      const observation: Observation = {
-        kind: 'observation',
-        state,
-        token: exchange.token,
-        sequence: observe | 0,
-        arrivedAt: this.elapsedSeconds(),
-        listener: exchange.onNotification,
-      };
-      this.byToken.set(exchange.token, observation);
-    } else {
+    if (!this.establishObservation(exchange, response) && this.byToken.get(exchange.token) === exchange) {
       this.byToken.delete(exchange.token);
       removeToken(state, exchange.token);
     }
     this.releaseSlot(exchange);
-    exchange.resolve(response);
+    exchange.resolve(whole);
+  }
+
+  /**
+   * Makes the exchange's token an observation when `response` (its first block) established one; true if it did.
+   * Once only: the exchange then carries on under another token.
+   */
+  private establishObservation(exchange: Exchange, response: CoapMessage): boolean {
+    const listener = exchange.onNotification;
+    const observe = readUintOption(response, OptionNumber.OBSERVE);
+    if (!listener || !isSuccessCode(response.code) || observe === undefined || Number.isNaN(observe)) return false;
+    exchange.onNotification = undefined;
+    exchange.observed = exchange.token;
+    const observation: Observation = {
+      kind: 'observation',
+      state: exchange.state,
+      token: exchange.token,
+      sequence: observe | 0,
+      arrivedAt: this.elapsedSeconds(),
+      listener,
+      followUp: this.followUpOptions(exchange.request.options),
+    };
+    this.byToken.set(exchange.token, observation);
+    return true;
+  }
+
+  /**
+   * Sends the next block of a block-wise exchange: a new message under a new token (a late answer to an earlier
+   * block cannot be taken for it), ahead of the peer's queued requests, within the same deadline.
+   */
+  private continueExchange(exchange: Exchange, request: OutgoingRequest): void {
+    const { state } = exchange;
+    this.stopRetransmitting(exchange);
+    if (exchange.messageId >= 0) state.unacked.delete(exchange.messageId);
+    if (this.byToken.get(exchange.token) === exchange) {
+      this.byToken.delete(exchange.token);
+      removeToken(state, exchange.token);
+    }
+    exchange.token = this.allocateToken();
+    this.byToken.set(exchange.token, exchange);
+    state.tokens.push(exchange.token);
+    exchange.request = request;
+    exchange.messageId = -1;
+    exchange.retransmissions = 0;
+    if (exchange.holdsSlot) {
+      exchange.holdsSlot = false;
+      state.outstanding--;
+    }
+    state.queue.unshift(exchange);
+    this.pump(state);
+  }
+
+  /** The options of the GETs that fetch a notification's remaining blocks, shared between observations alike. */
+  private followUpOptions(options: readonly CoapOption[]): readonly CoapOption[] {
+    const kept = options.filter((o) => o.number === OptionNumber.URI_PATH || o.number === OptionNumber.ACCEPT);
+    const key = kept.map((o) => `${o.number}:${o.value.toString('hex')}`).join(',');
+    const shared = this.followUpShapes.get(key);
+    if (shared) return shared;
+    // Copies of their own, so they do not keep a request's (pooled) buffers alive.
+    const copy = kept.map((o) => ({ number: o.number, value: Buffer.from(o.value) }));
+    if (this.followUpShapes.size < MAX_FOLLOW_UP_SHAPES) this.followUpShapes.set(key, copy);
+    return copy;
   }
 
   private fail(exchange: Exchange, error: Error): void {
@@ -643,6 +825,8 @@ export class CoapEndpoint {
     if (exchange.messageId >= 0) state.unacked.delete(exchange.messageId);
     this.byToken.delete(exchange.token);
     removeToken(state, exchange.token);
+    // An observation whose first response never came whole is not the caller's: its notifications get RST.
+    if (exchange.observed !== undefined) this.cancelObservation(exchange.observed);
     this.releaseSlot(exchange);
     exchange.reject(error);
   }
@@ -686,6 +870,7 @@ export class CoapEndpoint {
         recentIndex: 0,
         tokens: [],
         forgotten: false,
+        blockSzx: DEFAULT_BLOCK_SZX,
       };
       this.peers.set(key, state);
     }
@@ -734,6 +919,11 @@ export class CoapEndpoint {
     this.stats.malformed++;
     this.dropped.warn('dropped CoAP message', { peer: peerKey(peer), reason });
   }
+}
+
+function hasBlock2(message: CoapMessage): boolean {
+  for (const option of message.options) if (option.number === OptionNumber.BLOCK2) return true;
+  return false;
 }
 
 function removeToken(state: PeerState, token: number): void {

@@ -24,6 +24,8 @@ export const Code = {
   VALID: 0x43,
   CHANGED: 0x44,
   CONTENT: 0x45,
+  /** 2.31 Continue (RFC 7959 §2.9.1): a Block1 block was taken, send the next. */
+  CONTINUE: 0x5f,
   BAD_REQUEST: 0x80,
   UNAUTHORIZED: 0x81,
   BAD_OPTION: 0x82,
@@ -31,6 +33,8 @@ export const Code = {
   NOT_FOUND: 0x84,
   METHOD_NOT_ALLOWED: 0x85,
   NOT_ACCEPTABLE: 0x86,
+  /** 4.08 Request Entity Incomplete (RFC 7959 §2.9.2): a Block1 block with no transfer to continue. */
+  REQUEST_ENTITY_INCOMPLETE: 0x88,
   PRECONDITION_FAILED: 0x8c,
   REQUEST_ENTITY_TOO_LARGE: 0x8d,
   UNSUPPORTED_CONTENT_FORMAT: 0x8f,

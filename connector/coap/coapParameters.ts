@@ -64,3 +64,44 @@ export const OBSERVE_FRESHNESS_SECONDS = 128;
 
 /** The CoAP default UDP port (§6.1), where LwM2M servers listen. */
 export const COAP_DEFAULT_PORT = 5683;
+
+/**
+ * Block-wise transfer (RFC 7959). A block is 2^(SZX + 4) bytes, SZX 0-6 (16 to 1024 bytes); SZX 7 is reserved
+ * (BERT, CoAP over TCP only) and a block option carrying it is refused (§2.2).
+ */
+export const MAX_BLOCK_SZX = 6;
+/** NUM is at most 20 bits: a block option value is at most 3 bytes (§2.2). */
+export const MAX_BLOCK_NUM = 2 ** 20 - 1;
+/**
+ * Block size of outgoing Block1 requests (writes) until a device asks for smaller blocks (a Block1 option with a
+ * smaller SZX on its 2.31 Continue or 4.13): SZX 6, 1024 bytes, the payload that fits MAX_MESSAGE_SIZE (§4.6).
+ */
+export const DEFAULT_BLOCK_SZX = MAX_BLOCK_SZX;
+/**
+ * Largest request body reassembled from Block1 blocks (registrations and updates): a larger one gets 4.13 Request
+ * Entity Too Large with Size1 = this. Equal to MAX_LINK_FORMAT_BYTES (lwm2m/linkFormat.ts), the largest
+ * registration payload the registration interface takes, so nothing the layer above would refuse is buffered.
+ */
+export const MAX_BLOCK1_BODY_BYTES = 16 * 1024;
+/**
+ * Block1 reassemblies in progress at once (all peers) and per peer: beyond these a new one gets 5.03 (all peers)
+ * or replaces the peer's oldest. Memory is bounded by MAX_BLOCK1_REASSEMBLIES * MAX_BLOCK1_BODY_BYTES (4 MB).
+ */
+export const MAX_BLOCK1_REASSEMBLIES = 256;
+export const MAX_BLOCK1_REASSEMBLIES_PER_PEER = 2;
+/**
+ * A Block1 reassembly with no new block for this long is forgotten (its next block gets 4.08): a client sends the
+ * next block as soon as it has the 2.31 Continue, so a gap longer than MAX_TRANSMIT_WAIT (93 s, the longest a
+ * Confirmable block may take, retransmissions included) means the client gave up.
+ */
+export const BLOCK1_REASSEMBLY_LIFETIME_MS = MAX_TRANSMIT_WAIT_MS;
+/**
+ * Largest response or notification body reassembled from Block2 blocks: a larger one fails the request (or drops
+ * the notification) as soon as its Size2 or its blocks say so, before the rest is fetched.
+ */
+export const MAX_BLOCK2_BODY_BYTES = 64 * 1024;
+/**
+ * Bound on fetching the remaining blocks of a block-wise notification (its GETs, queued behind the device's other
+ * requests): MAX_TRANSMIT_WAIT, the longest one unanswered Confirmable request may take.
+ */
+export const BLOCK2_NOTIFICATION_FETCH_TIMEOUT_MS = MAX_TRANSMIT_WAIT_MS;

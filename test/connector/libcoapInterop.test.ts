@@ -77,4 +77,27 @@ describe('interop with libcoap coap-client', () => {
     );
     expect(harness.logged('warn', /not provisioned/).some((l) => l.fields?.endpoint === 'libcoap-stranger')).toBe(true);
   });
+
+  it('registers with its link payload in Block1 blocks (-b 32, RFC 7959)', async () => {
+    await harness.provision('libcoap-blocks');
+    const links = '</>;rt="oma.lwm2m",</1/0>,</3/0>,</4/0>,</5/0>,</6/0>,</7/0>,</3303/0>,</3303/1>';
+    expect(links.length).toBeGreaterThan(64);
+    const registered = await coap([
+      '-m',
+      'post',
+      '-b',
+      '32',
+      '-t',
+      '40',
+      '-e',
+      links,
+      uri('/rd?ep=libcoap-blocks&lt=60'),
+    ]);
+    // coap-client sends block 0 (shown), takes the 2.31 Continues silently, and prints the final response, which
+    // echoes the last block (RFC 7959 §2.3).
+    expect(registered).toMatch(/Block1:0\/M\/32/);
+    expect(registered).toMatch(/t:ACK c:2\.01 .*Block1:2\/_\/32/);
+    const connected = await harness.waitForTwin('libcoap-blocks', (t) => t.connection.state === 'connected');
+    expect(registered).toContain(`Location-Path:${connected.connection.registrationId}`);
+  });
 });

@@ -29,11 +29,14 @@ export interface ResourceState {
   format: number;
 }
 
-/** What the device does with a request from the server; undefined falls through to the default behaviour. */
+/**
+ * What the device does with a request from the server; undefined falls through to the default behaviour. `options`
+ * go on the response besides Observe and Content-Format (Block2, ETag...).
+ */
 export type RequestOverride = (
   request: CoapMessage,
   path: string,
-) => { code: number; payload?: Buffer } | 'ignore' | undefined;
+) => { code: number; payload?: Buffer; options?: CoapOption[] } | 'ignore' | undefined;
 
 export interface ReceivedRequest {
   message: CoapMessage;
@@ -168,7 +171,15 @@ export class TestDevice {
    */
   notify(
     path: string,
-    options: { payload?: Buffer; format?: number; sequence?: number; confirmable?: boolean; messageId?: number } = {},
+    options: {
+      payload?: Buffer;
+      format?: number;
+      sequence?: number;
+      confirmable?: boolean;
+      messageId?: number;
+      /** Options besides Observe and Content-Format (Block2, ETag...). */
+      extraOptions?: CoapOption[];
+    } = {},
   ): Buffer {
     const token = this.observations.get(path);
     if (!token) throw new Error(`${path} is not observed`);
@@ -182,7 +193,11 @@ export class TestDevice {
       code: Code.CONTENT,
       messageId: options.messageId ?? this.allocateMessageId(),
       token,
-      options: [uintOption(OptionNumber.OBSERVE, sequence), uintOption(OptionNumber.CONTENT_FORMAT, format)],
+      options: [
+        uintOption(OptionNumber.OBSERVE, sequence),
+        uintOption(OptionNumber.CONTENT_FORMAT, format),
+        ...(options.extraOptions ?? []),
+      ],
       payload,
     });
     this.sendRaw(datagram);
@@ -226,7 +241,7 @@ export class TestDevice {
     const path = `/${readStringOptions(message, OptionNumber.URI_PATH).join('/')}`;
     this.received.push({ message, path, queries: readStringOptions(message, OptionNumber.URI_QUERY), at: Date.now() });
     if (this.unreachable) return;
-    const answer = this.override?.(message, path) ?? this.defaultAnswer(message, path);
+    const answer: ReturnType<RequestOverride> = this.override?.(message, path) ?? this.defaultAnswer(message, path);
     if (answer === 'ignore') return;
     const observe = readUintOption(message, OptionNumber.OBSERVE);
     const options: CoapOption[] = [];
@@ -236,6 +251,7 @@ export class TestDevice {
     }
     const resource = this.resources.get(path);
     if (answer.code === Code.CONTENT) options.push(uintOption(OptionNumber.CONTENT_FORMAT, resource?.format ?? TEXT));
+    options.push(...(answer.options ?? []));
     this.sendRaw(
       encodeMessage({
         type: MessageType.ACK,
