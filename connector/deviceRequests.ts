@@ -4,7 +4,8 @@
  *
  * Errors are `TwinError`s with the stable codes of shared/errors.ts, which the internal API sends as problem
  * documents: DeviceNotConnected (no registration here, or it ended during the request), DeviceTimeout (no answer
- * within the bound, retransmissions included), DeviceRejected (an error code, a RST or an unreadable value, with
+ * within the bound, retransmissions included), DeviceAsleep at once for a queue-mode device outside its awake window
+ * (`AwakeTracker`: nothing is sent; the job waits for the device's next Update), DeviceRejected (an error code, a RST or an unreadable value, with
  * `coapCode`), ConnectorUnavailable (the connector is stopping).
  */
 import { CatalogEntry, PropertyValue } from '../shared/catalog';
@@ -27,6 +28,7 @@ import {
 } from './coap/coapMessage';
 import { ContentFormat, decodePropertyValue, encodeTextValue } from './lwm2m/contentFormat';
 import { resourcePath } from './lwm2m/resourcePath';
+import { AwakeTracker } from './queueMode';
 import { Registration } from './registration/registration';
 import { RegistrationRegistry } from './registration/registrationRegistry';
 
@@ -47,6 +49,8 @@ export interface DeviceRequestsOptions {
   now: () => number;
   /** True once the connector is stopping. */
   closing: () => boolean;
+  /** Queue mode: which devices sleep now; their answers keep them awake. */
+  awake: AwakeTracker;
 }
 
 export class DeviceRequests {
@@ -94,13 +98,25 @@ export class DeviceRequests {
     if (!registration) {
       throw new TwinError('DeviceNotConnected', `${deviceId} holds no registration with this connector instance`);
     }
+    if (this.options.awake.asleep(registration)) {
+      const awakeUntil = new Date(this.options.awake.awakeUntil(registration) as number).toISOString();
+      throw new TwinError(
+        'DeviceAsleep',
+        `${deviceId} is in queue mode and asleep since ${awakeUntil} (no message from it within the awake window)`,
+        { awakeUntil },
+      );
+    }
     return registration;
   }
 
   private async send(registration: Registration, request: OutgoingRequest, timeoutMs: number): Promise<CoapMessage> {
     const deviceId = registration.endpoint;
     try {
-      return await this.options.endpointFor(registration).request(registration.address, request, { timeoutMs });
+      const response = await this.options
+        .endpointFor(registration)
+        .request(registration.address, request, { timeoutMs });
+      this.options.awake.answered(registration);
+      return response;
     } catch (error) {
       if (error instanceof CoapTimeoutError) {
         throw new TwinError('DeviceTimeout', `${deviceId} did not answer within ${timeoutMs} ms (${error.message})`, {

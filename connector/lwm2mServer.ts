@@ -34,6 +34,7 @@ import { RegistrationLinks, parseLinkFormat, registrationLinks } from './lwm2m/l
 import { Lwm2mPayloadError } from './lwm2m/lwm2mPayloadError';
 import { UnsupportedVersionError, parseRegisterParams, parseUpdateParams } from './lwm2m/registrationParams';
 import { ObservationService } from './observation/observationService';
+import { AwakeTracker, isQueueMode } from './queueMode';
 import { ReadingsSink, ReadingsWriter } from './readingsWriter';
 import { ProvisioningGate } from './registration/provisioningGate';
 import { Registration, TransportName } from './registration/registration';
@@ -56,6 +57,13 @@ export interface Lwm2mServerOptions {
   observation: ObservationDefaults;
   /** Bound on each request the server itself sends (write-attributes, observe), ms. */
   deviceTimeoutMs: number;
+  /** How long a queue-mode device stays reachable after its last message, ms (`Connector__awakeWindowSeconds`). */
+  awakeWindowMs: number;
+  /**
+   * A queue-mode device sent Register or Update (its twin's `awakeUntil` is written first): the jobs waiting for it
+   * may run now (main.ts: shared/waitingJobs.ts `resumeWaitingJobs`). Default: none.
+   */
+  onDeviceAwake?: (deviceId: string) => void;
 }
 
 /** The registration interface's path (`/rd`). */
@@ -71,6 +79,8 @@ export class Lwm2mServer {
   private readonly registrations: RegistrationHandler;
   private readonly observations: ObservationService;
   private readonly twins: TwinSync;
+  private readonly awake: AwakeTracker;
+  private readonly onDeviceAwake?: (deviceId: string) => void;
   private readonly endpoints = new Map<TransportName, CoapEndpoint>();
   private readonly warnings: ThrottledWarnings;
   private closing = false;
@@ -94,7 +104,10 @@ export class Lwm2mServer {
         DEVICE_ID_PATTERN.test(endpoint) && (await options.store.get(endpoint)) !== undefined,
       now,
     });
+    this.awake = new AwakeTracker(options.awakeWindowMs, now);
+    this.onDeviceAwake = options.onDeviceAwake;
     this.twins = new TwinSync({
+      awake: this.awake,
       store: options.store,
       writer: this.writer,
       events: options.events,
@@ -123,19 +136,26 @@ export class Lwm2mServer {
       listener: {
         registered: (registration) => {
           const announced = announcedEntries(registration);
-          void this.twins
-            .registered(registration, announced)
-            .then(() => this.observations.observe(registration, announced));
+          void this.twins.registered(registration, announced).then(() => {
+            this.deviceAwake(registration);
+            return this.observations.observe(registration, announced);
+          });
         },
         restored: (registration) => this.observations.restore(registration),
         updated: (registration, change) => {
-          void this.twins.renewed(registration);
+          void this.twins.renewed(registration).then(() => this.deviceAwake(registration));
           this.updateObservations(registration, change.objectsChanged);
         },
         ended: (registration, cause, at) => this.registrationEnded(registration, cause, at),
       },
     });
-    this.devices = new DeviceRequests({ registry: this.registry, endpointFor, now, closing: () => this.closing });
+    this.devices = new DeviceRequests({
+      registry: this.registry,
+      endpointFor,
+      now,
+      closing: () => this.closing,
+      awake: this.awake,
+    });
   }
 
   /**
@@ -258,6 +278,12 @@ export class Lwm2mServer {
           payload: text(response.detail),
         };
     }
+  }
+
+  /** After a queue-mode device's Register or Update reached its twin: its waiting jobs may run. */
+  private deviceAwake(registration: Registration): void {
+    if (this.closing || !isQueueMode(registration.binding) || !this.registry.holds(registration)) return;
+    this.onDeviceAwake?.(registration.endpoint);
   }
 
   private endpoint(transport: TransportName): CoapEndpoint {

@@ -1,14 +1,16 @@
 /**
- * The connector's composition root: configuration from the environment, the Cosmos client, twin and registration
- * stores, the
- * Service Bus sender of twin events, the connector, and signal handling (SIGTERM/SIGINT: graceful stop, then exit).
+ * The connector's composition root: configuration from the environment, the Cosmos client, twin, registration and
+ * job stores, the Service Bus senders of twin events and of woken queue-mode devices' jobs, the connector, and signal handling (SIGTERM/SIGINT: graceful stop, then exit).
  */
 import { ConfigError, ConnectorConfig, loadConnectorConfig } from '../shared/config';
-import { EVENTS_TOPIC } from '../shared/constants';
+import { EVENTS_TOPIC, JOBS_QUEUE } from '../shared/constants';
 import { createCosmosClient } from '../shared/cosmosClient';
+import { CosmosJobStore, openJobsContainer } from '../shared/cosmosJobStore';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
 import { createServiceBusClient } from '../shared/serviceBusClient';
+import { ServiceBusJobQueue } from '../shared/serviceBusJobQueue';
 import { ServiceBusEventPublisher } from '../shared/twinEvents';
+import { resumeWaitingJobs } from '../shared/waitingJobs';
 import { Logger, jsonLineLogger } from './logger';
 import { CosmosRegistrationStore, openRegistrationsContainer } from './registration/cosmosRegistrationStore';
 import { startConnector } from './startConnector';
@@ -38,7 +40,19 @@ async function main(): Promise<void> {
   });
   const serviceBus = createServiceBusClient(config.serviceBus, config.serviceBusTransport);
   const events = new ServiceBusEventPublisher(serviceBus.createSender(EVENTS_TOPIC));
-  const connector = await startConnector({ store, registrations, readingsSink, events, config, log });
+  // Queue mode: jobs parked for a sleeping device go back on `device-jobs` when it wakes (shared/waitingJobs.ts).
+  const jobs = new CosmosJobStore(await openJobsContainer(cosmos, config.cosmos.databaseName));
+  const jobQueue = new ServiceBusJobQueue(serviceBus.createSender(JOBS_QUEUE));
+  const onDeviceAwake = (deviceId: string) => {
+    resumeWaitingJobs(jobs, jobQueue, deviceId).then(
+      ({ resumed, failure }) => {
+        if (resumed.length > 0) log.info('waiting jobs resumed', { deviceId, jobs: resumed.join(',') });
+        if (failure) log.warn('waiting job not resumed; it waits for the next wake', { deviceId, ...failure });
+      },
+      (error: unknown) => log.warn('waiting jobs not resumed', { deviceId, error: String(error) }),
+    );
+  };
+  const connector = await startConnector({ store, registrations, readingsSink, events, config, log, onDeviceAwake });
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -3,7 +3,7 @@
  * `connector/main.ts` wires it to Cosmos and signals; tests and benchmarks start it on port 0.
  */
 import { AddressInfo } from 'node:net';
-import { ConnectorConfig } from '../shared/config';
+import { ConnectorConfig, DEFAULT_AWAKE_WINDOW_SECONDS } from '../shared/config';
 import { TwinStore } from '../shared/twinStore';
 import { EventPublisher } from '../shared/twinEvents';
 import { CoapEndpoint, EndpointStats } from './coap/coapEndpoint';
@@ -37,6 +37,11 @@ export interface ConnectorOptions {
    */
   events?: EventPublisher;
   config: ConnectorSettings;
+  /**
+   * A queue-mode device sent Register or Update and its twin says it is awake: run the jobs waiting for it (main.ts:
+   * `resumeWaitingJobs` over the jobs store and the `device-jobs` queue). Default: none. Must not throw.
+   */
+  onDeviceAwake?: (deviceId: string) => void;
   log: Logger;
   /** Wall clock, ms since the epoch (default Date.now). */
   now?: () => number;
@@ -93,6 +98,8 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     connectorUrl: config.apiUrl,
     observation: config.observation,
     deviceTimeoutMs: config.deviceTimeoutSeconds * 1000,
+    awakeWindowMs: (config.awakeWindowSeconds ?? DEFAULT_AWAKE_WINDOW_SECONDS) * 1000,
+    onDeviceAwake: options.onDeviceAwake,
   });
   const writer = lwm2m.writer;
   const loadStarted = Date.now();

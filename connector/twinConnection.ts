@@ -19,6 +19,8 @@ export interface ConnectedInfo {
   observation: ObservationDefaults;
   /** ISO time. */
   now: string;
+  /** Queue mode only: until when the device is awake (ISO); absent for a device not in queue mode. */
+  awakeUntil?: string;
 }
 
 /** The twin of a device that just registered: connected, and an entry per announced property (values kept). */
@@ -33,6 +35,7 @@ export function connectedTwin(twin: TwinDocument, info: ConnectedInfo): TwinDocu
     registrationId: info.registrationId,
     connectorId: info.connectorId,
     connectorUrl: info.connectorUrl,
+    ...queueModeFields(info.awakeUntil),
   };
   return { ...twin, connection, deviceProperties: withObserved(twin, info.announced, info.observation, info.now) };
 }
@@ -66,22 +69,29 @@ function withObserved(
   return deviceProperties;
 }
 
-/** After an Update: activity time, lifetime and binding refreshed. */
+/** After an Update: activity time, lifetime, binding and (queue mode) awake time refreshed. */
 export function renewedTwin(
   twin: TwinDocument,
   registrationId: string,
-  change: { lifetime: number; binding: string; now: string },
+  change: { lifetime: number; binding: string; now: string; awakeUntil?: string },
 ): TwinDocument | undefined {
   if (twin.connection.registrationId !== registrationId || twin.connection.state !== 'connected') return undefined;
+  const { queueMode: _queueMode, awakeUntil: _awakeUntil, ...connection } = twin.connection;
   return {
     ...twin,
     connection: {
-      ...twin.connection,
+      ...connection,
       lastActivityTime: change.now,
       lifetime: change.lifetime,
       binding: change.binding,
+      ...queueModeFields(change.awakeUntil),
     },
   };
+}
+
+/** `queueMode` and `awakeUntil` for a queue-mode device (the one given `awakeUntil`); nothing for any other. */
+function queueModeFields(awakeUntil: string | undefined): Pick<Connection, 'queueMode' | 'awakeUntil'> {
+  return awakeUntil === undefined ? {} : { queueMode: true, awakeUntil };
 }
 
 /** After a De-register, a lifetime expiry or a shutdown: disconnected since `now`. */

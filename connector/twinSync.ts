@@ -14,6 +14,7 @@ import { TwinStore } from '../shared/twinStore';
 import { EventSink, NO_EVENTS } from './eventQueue';
 import { Logger } from './logger';
 import { ObservationListener } from './observation/observationService';
+import { AwakeTracker } from './queueMode';
 import { ReadingsWriter } from './readingsWriter';
 import { Registration } from './registration/registration';
 import { connectedTwin, disconnectedTwin, observedTwin, renewedTwin, unsupportedPropertyTwin } from './twinConnection';
@@ -24,6 +25,8 @@ export interface TwinSyncOptions {
   events?: EventSink;
   observation: ObservationDefaults;
   connectorUrl: string;
+  /** Queue mode: the twin's `connection.awakeUntil` after each Register and Update. */
+  awake: AwakeTracker;
   log: Logger;
   now: () => number;
 }
@@ -56,18 +59,23 @@ export class TwinSync implements ObservationListener {
         announced,
         observation: this.options.observation,
         now,
+        awakeUntil: this.awakeUntil(registration),
       }),
     );
     void written.then((ok) => ok && this.events.emit([connectionEvent(registration.endpoint, 'connected', now)]));
     return written;
   }
 
-  /** An Update: activity time, lifetime and binding. */
+  /** An Update: activity time, lifetime, binding and (queue mode) awake time. */
   renewed(registration: Registration): Promise<boolean> {
     const now = this.iso(registration.updatedAt);
-    return this.task(registration.endpoint, (twin) =>
-      renewedTwin(twin, registration.id, { lifetime: registration.lifetime, binding: registration.binding, now }),
-    );
+    const change = {
+      lifetime: registration.lifetime,
+      binding: registration.binding,
+      now,
+      awakeUntil: this.awakeUntil(registration),
+    };
+    return this.task(registration.endpoint, (twin) => renewedTwin(twin, registration.id, change));
   }
 
   /** An Update announced new objects: entries for their properties. */
@@ -105,6 +113,11 @@ export class TwinSync implements ObservationListener {
   /** Resolves when every connection write started so far is done. */
   async settled(): Promise<void> {
     while (this.tasks.size > 0) await Promise.all([...this.tasks.values()]);
+  }
+
+  private awakeUntil(registration: Registration): string | undefined {
+    const until = this.options.awake.awakeUntil(registration);
+    return until === undefined ? undefined : this.iso(until);
   }
 
   private iso(ms: number): string {

@@ -97,6 +97,8 @@ export const deviceJobDependencies = lazy<DeviceJobDependencies>(async () => {
     sleep: (ms) => sleep(ms),
     events: await eventPublisher(),
     warn: (message) => console.warn(message),
+    queue: await jobQueue(),
+    maxWaitForDeviceSeconds: jobs.maxWaitForDeviceSeconds,
   };
 });
 

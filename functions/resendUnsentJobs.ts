@@ -2,12 +2,14 @@ import { InvocationContext, Timer, app } from '@azure/functions';
 import { loadJobsConfig } from '../shared/config';
 import { resendUnsentJobs } from '../shared/resendUnsentJobs';
 import { publishBestEffort } from '../shared/twinEvents';
+import { failExpiredWaitingJobs } from '../shared/waitingJobs';
 import { eventPublisher, jobQueue, jobStore, now } from './index';
 
 /**
  * Timer: every `Jobs__queuedSweepSchedule` (six-field NCRONTAB, default every minute), as a singleton across hosts.
  * Re-sends the message of each job still `queued` without `sentTime` `Jobs__queuedSweepAfterSeconds` after its
- * creation, and fails those older than `Jobs__queuedMaxAgeSeconds` (see shared/resendUnsentJobs.ts).
+ * creation, and fails those older than `Jobs__queuedMaxAgeSeconds` (see shared/resendUnsentJobs.ts). Also fails the
+ * jobs still waiting for a sleeping queue-mode device past their `expiresAt` with `DeviceAsleep` (shared/waitingJobs.ts).
  */
 export async function resendUnsentJobsHandler(timer: Timer, context: InvocationContext): Promise<void> {
   if (timer.isPastDue) context.log('Unsent-job sweep is running late (a scheduled occurrence was missed)');
@@ -27,8 +29,16 @@ export async function resendUnsentJobsHandler(timer: Timer, context: InvocationC
   for (const failure of summary.sendFailures.slice(0, 10)) {
     context.warn(`Unsent-job sweep: job ${failure.jobId} not sent: ${failure.message}`);
   }
-  if (summary.events.length > 0) {
-    await publishBestEffort(await eventPublisher(), summary.events, (message) => context.warn(message));
+  const expired = await failExpiredWaitingJobs(await jobStore(), { now: summary.now });
+  if (expired.found > 0) {
+    context.log(
+      `Waiting-job sweep at ${summary.now}: ${expired.failed} jobs failed DeviceAsleep past their expiresAt, ` +
+        `${expired.unchanged} changed meanwhile`,
+    );
+  }
+  const events = [...summary.events, ...expired.events];
+  if (events.length > 0) {
+    await publishBestEffort(await eventPublisher(), events, (message) => context.warn(message));
   }
 }
 

@@ -67,6 +67,14 @@ param jobsQueuedMaxAgeSeconds int = 1800
 @description('Bound on one CoAP request inside the connector, retransmissions included, seconds (Connector__deviceTimeoutSeconds).')
 param connectorDeviceTimeoutSeconds int = 20
 
+@minValue(1)
+@description('How long a queue-mode device stays reachable after its last message, seconds (Connector__awakeWindowSeconds; default CoAP MAX_TRANSMIT_WAIT).')
+param connectorAwakeWindowSeconds int = 93
+
+@minValue(1)
+@description('How long a job without ttlSeconds waits for a sleeping queue-mode device before it fails DeviceAsleep, seconds (Jobs__maxWaitForDeviceSeconds).')
+param jobsMaxWaitForDeviceSeconds int = 86400
+
 @minValue(0)
 @description('How late a notify may be before its property is flagged stale, seconds (Staleness__graceSeconds).')
 param stalenessGraceSeconds int = 93
@@ -251,6 +259,7 @@ module rbac './app/rbac.bicep' = {
     cosmosAccountName: cosmos.outputs.accountName
     serviceBusNamespaceName: serviceBus.outputs.namespaceName
     twinEventsTopicName: serviceBus.outputs.twinEventsTopicName
+    jobsQueueName: serviceBus.outputs.jobsQueueName
     registryName: registry.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
@@ -282,6 +291,7 @@ module functions './app/functions.bicep' = {
     jobsQueuedSweepSchedule: jobsQueuedSweepSchedule
     jobsQueuedSweepAfterSeconds: jobsQueuedSweepAfterSeconds
     jobsQueuedMaxAgeSeconds: jobsQueuedMaxAgeSeconds
+    jobsMaxWaitForDeviceSeconds: jobsMaxWaitForDeviceSeconds
     observation: observation
     stalenessGraceSeconds: stalenessGraceSeconds
     stalenessSchedule: stalenessSchedule
@@ -314,6 +324,7 @@ module connector './app/connector.bicep' = if (!empty(connectorImage)) {
     apiPort: connectorApiPort
     coapPort: coapPort
     deviceTimeoutSeconds: connectorDeviceTimeoutSeconds
+    awakeWindowSeconds: connectorAwakeWindowSeconds
     observation: observation
     tuning: connectorTuning
     stalenessGraceSeconds: stalenessGraceSeconds

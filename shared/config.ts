@@ -11,6 +11,9 @@ import { COSMOS_DATABASE_DEFAULT, SERVICE_BUS_CONNECTION } from './constants';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/** Default awake window of a queue-mode device, seconds: CoAP MAX_TRANSMIT_WAIT (RFC 7252 §4.8.2, 93 s). */
+export const DEFAULT_AWAKE_WINDOW_SECONDS = 93;
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -81,6 +84,11 @@ export interface JobsConfig {
    * with `JobQueueUnavailable` instead (default 1800; above `queuedSweepAfterSeconds`).
    */
   queuedMaxAgeSeconds: number;
+  /**
+   * `Jobs__maxWaitForDeviceSeconds`: how long a job without `ttlSeconds` waits for its sleeping queue-mode device
+   * before it fails with `DeviceAsleep` (default 86400, one day, the default registration lifetime).
+   */
+  maxWaitForDeviceSeconds: number;
 }
 
 export const SERVICE_BUS_TRANSPORTS = ['amqp', 'amqpWebSockets'] as const;
@@ -104,6 +112,12 @@ export interface ConnectorConfig {
   apiKey: string;
   /** `Connector__deviceTimeoutSeconds`: bound on one device request, retransmissions included. */
   deviceTimeoutSeconds: number;
+  /**
+   * `Connector__awakeWindowSeconds`: how long a queue-mode device stays reachable after its last message (default 93 s,
+   * CoAP's MAX_TRANSMIT_WAIT, as LwM2M Transport §6.5 suggests); requests for it after that wait for its next
+   * Register/Update. Optional for in-process starts (tests, benchmarks), which get the default.
+   */
+  awakeWindowSeconds?: number;
   /**
    * `Connector__plainCoapEnabled`: serve plain CoAP on `coapPort` for devices provisioned with `security: none`
    * (default true; Azure turns it off unless a deployment parameter opens it). Optional for in-process starts.
@@ -258,6 +272,7 @@ export function loadJobsConfig(env: Env = process.env): JobsConfig {
     queuedSweepSchedule: optional(env, 'Jobs__queuedSweepSchedule') ?? '0 */1 * * * *',
     queuedSweepAfterSeconds,
     queuedMaxAgeSeconds,
+    maxWaitForDeviceSeconds: integer(env, 'Jobs__maxWaitForDeviceSeconds', 86_400, 1),
   };
 }
 
@@ -288,6 +303,7 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
     apiUrl: optional(env, 'Connector__apiUrl') ?? `http://127.0.0.1:${apiPort}`,
     apiKey: required(env, 'Connector__apiKey'),
     deviceTimeoutSeconds: integer(env, 'Connector__deviceTimeoutSeconds', 20, 1),
+    awakeWindowSeconds: integer(env, 'Connector__awakeWindowSeconds', DEFAULT_AWAKE_WINDOW_SECONDS, 1),
     observation: loadObservationDefaults(env),
     apiAddress: optional(env, 'Connector__apiAddress') ?? '::',
     stalenessGraceSeconds: loadStalenessConfig(env).graceSeconds,

@@ -12,14 +12,21 @@ import { JobDocument } from './job';
 import { JobPage, JobStore } from './jobStore';
 
 /**
- * Only what the app queries is indexed: the device, the creation time (newest first, id breaks ties), the status
- * and the send time (the unsent-job sweep: `status = 'queued' AND NOT IS_DEFINED(sentTime)`).
+ * Only what the app queries is indexed: the device, the creation time (newest first, id breaks ties), the status,
+ * the send time (the unsent-job sweep: `status = 'queued' AND NOT IS_DEFINED(sentTime)`) and the expiry of jobs
+ * waiting for a sleeping device (`status = 'waiting' AND expiresAt <= now`).
  * Must equal the `jobs` container's policy in infra/.
  */
 export const JOBS_INDEXING_POLICY: IndexingPolicy = {
   indexingMode: 'consistent',
   automatic: true,
-  includedPaths: [{ path: '/deviceId/?' }, { path: '/createdTime/?' }, { path: '/status/?' }, { path: '/sentTime/?' }],
+  includedPaths: [
+    { path: '/deviceId/?' },
+    { path: '/createdTime/?' },
+    { path: '/status/?' },
+    { path: '/sentTime/?' },
+    { path: '/expiresAt/?' },
+  ],
   excludedPaths: [{ path: '/*' }, { path: '/"_etag"/?' }],
   compositeIndexes: [
     [
@@ -129,4 +136,37 @@ export class CosmosJobStore implements JobStore {
       .fetchNext();
     return { jobs: response.resources, continuation: response.continuationToken || undefined };
   }
+
+  async listWaiting(deviceId: string, limit = 100): Promise<JobDocument[]> {
+    const response = await this.container.items
+      .query<JobDocument>(
+        {
+          query: "SELECT * FROM c WHERE c.deviceId = @deviceId AND c.status = 'waiting'",
+          parameters: [{ name: '@deviceId', value: deviceId }],
+        },
+        { partitionKey: deviceId },
+      )
+      .fetchAll();
+    // Ordered here: a device has few waiting jobs, and this needs no composite index on (status, createdTime).
+    return response.resources
+      .sort((a, b) => (a.createdTime === b.createdTime ? cmp(a.id, b.id) : cmp(a.createdTime, b.createdTime)))
+      .slice(0, limit);
+  }
+
+  async findExpiredWaiting(expiredBy: string, pageSize: number, continuation?: string): Promise<JobPage> {
+    const response = await this.container.items
+      .query<JobDocument>(
+        {
+          query: "SELECT * FROM c WHERE c.status = 'waiting' AND c.expiresAt <= @expiredBy",
+          parameters: [{ name: '@expiredBy', value: expiredBy }],
+        },
+        { maxItemCount: pageSize, continuationToken: continuation },
+      )
+      .fetchNext();
+    return { jobs: response.resources, continuation: response.continuationToken || undefined };
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

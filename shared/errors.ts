@@ -28,6 +28,11 @@ export const ERRORS = {
   DeviceNotConnected: { status: 503, title: 'Device is not connected' },
   DeviceTimeout: { status: 504, title: 'Device did not answer in time' },
   DeviceRejected: { status: 502, title: 'Device rejected the request' },
+  /**
+   * A queue-mode device is asleep (no message from it within the awake window): the connector answers at once, and a
+   * job waits for the device's next Register/Update; a job still waiting at its `expiresAt` fails with this code.
+   */
+  DeviceAsleep: { status: 503, title: 'Queue-mode device is asleep' },
   ConnectorUnavailable: { status: 503, title: 'Connector unreachable' },
   JobQueueUnavailable: { status: 503, title: 'The job queue did not take the job' },
   /** A write or execute whose request may have reached the device, with no answer to say whether it was applied. */

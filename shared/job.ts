@@ -7,13 +7,25 @@
  */
 import { CATALOG_NAMES, CatalogEntry, PropertyValue, findProperty, validateValue } from './catalog';
 import { validateDeviceId } from './deviceId';
+import { JOBS_TTL_SECONDS } from './constants';
 import { ErrorCode, TwinError } from './errors';
 
 export const JOB_TYPES = ['readDeviceProperty', 'writeDeviceProperty', 'executeDeviceOperation'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
-/** `queued` -> `running` -> `completed` | `failed`; `queued` -> `cancelled`. A transient failure goes back to `queued`. */
-export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+/**
+ * `queued` -> `running` -> `completed` | `failed`; `queued` -> `cancelled`. A transient failure goes back to `queued`.
+ * A queue-mode device that is asleep parks the job: `running` -> `waiting`, until the device's next Register/Update
+ * sends its message again (`waiting` -> `running`), or its `expiresAt` passes (`waiting` -> `failed`, `DeviceAsleep`);
+ * `waiting` -> `cancelled`.
+ */
+export type JobStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'failed' | 'cancelled';
+
+/** Statuses a job may be cancelled in: it is not on the device now. */
+export const CANCELLABLE_JOB_STATUSES: ReadonlySet<JobStatus> = new Set(['queued', 'waiting']);
+
+/** Largest `ttlSeconds` a job request may carry: the job record's own retention (7 days). */
+export const MAX_JOB_TTL_SECONDS = JOBS_TTL_SECONDS;
 
 /** Statuses a job never leaves: a message for such a job is settled without running it again. */
 export const FINAL_JOB_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
@@ -26,8 +38,11 @@ export type JobRequest =
   | { type: 'writeDeviceProperty'; deviceId: string; property: string; value: PropertyValue }
   | { type: 'executeDeviceOperation'; deviceId: string; operation: string };
 
-/** The Service Bus message body (queue `device-jobs`, messageId = jobId, sessionId = deviceId). */
-export type JobMessage = JobRequest & { jobId: string };
+/**
+ * The Service Bus message body (queue `device-jobs`, messageId = jobId, sessionId = deviceId). `ttlSeconds` is the
+ * request's, for a job whose record the job function creates (automation); a job with a record keeps its `expiresAt`.
+ */
+export type JobMessage = JobRequest & { jobId: string; ttlSeconds?: number };
 
 export interface JobError {
   /** Stable: clients may switch on it. */
@@ -80,6 +95,14 @@ export interface JobDocument {
   lastError?: JobError;
   /** Where the job came from: the HTTP API, or a message put on the queue directly. */
   origin: 'api' | 'queue';
+  /**
+   * From the request's `ttlSeconds` (createdTime + ttlSeconds), or set when the job first waits for a sleeping device
+   * (then + `Jobs__maxWaitForDeviceSeconds`): a job still `waiting` at this time fails with `DeviceAsleep`, and a
+   * delivery that finds it past this time does not run it.
+   */
+  expiresAt?: string;
+  /** While `waiting`: since when the job waits for its queue-mode device to wake (also names its wake message). */
+  waitingSince?: string;
   /** Cosmos TTL, seconds after the last write. */
   ttl: number;
   /** Cosmos system property, present on documents read from the store. */
@@ -104,6 +127,8 @@ export interface JobView {
   error?: JobError;
   lastError?: JobError;
   origin: 'api' | 'queue';
+  expiresAt?: string;
+  waitingSince?: string;
 }
 
 const REQUEST_FIELDS: Record<JobType, readonly string[]> = {
@@ -135,7 +160,7 @@ export function validateJobId(jobId: unknown, field = 'jobId'): string {
  * `field` names what to fix: 400 for a malformed body or value, 422 for a property that cannot do what the
  * type asks. Returns the request and the optional client `jobId`.
  */
-export function parseJobRequest(body: unknown): { request: JobRequest; jobId?: string } {
+export function parseJobRequest(body: unknown): { request: JobRequest; jobId?: string; ttlSeconds?: number } {
   if (!isPlainObject(body)) throw invalid('', 'The body must be a JSON object');
   const type = body.type;
   if (typeof type !== 'string' || !(JOB_TYPES as readonly string[]).includes(type)) {
@@ -143,13 +168,14 @@ export function parseJobRequest(body: unknown): { request: JobRequest; jobId?: s
   }
   const jobType = type as JobType;
   for (const key of Object.keys(body)) {
-    if (key !== 'jobId' && !REQUEST_FIELDS[jobType].includes(key)) {
+    if (key !== 'jobId' && key !== 'ttlSeconds' && !REQUEST_FIELDS[jobType].includes(key)) {
       throw invalid(
         key,
-        `${key} is not a field of a ${jobType} job (fields: ${REQUEST_FIELDS[jobType].join(', ')}, jobId)`,
+        `${key} is not a field of a ${jobType} job (fields: ${REQUEST_FIELDS[jobType].join(', ')}, jobId, ttlSeconds)`,
       );
     }
   }
+  const ttlSeconds = body.ttlSeconds === undefined ? undefined : validateTtlSeconds(body.ttlSeconds);
   if (typeof body.deviceId !== 'string') {
     throw new TwinError('InvalidDeviceId', `deviceId must be a string; got ${describe(body.deviceId)}`, {
       field: 'deviceId',
@@ -165,7 +191,7 @@ export function parseJobRequest(body: unknown): { request: JobRequest; jobId?: s
           field: 'property',
         });
       }
-      return { request: { type: jobType, deviceId, property: entry.name }, jobId };
+      return { request: { type: jobType, deviceId, property: entry.name }, jobId, ttlSeconds };
     }
     case 'writeDeviceProperty': {
       const entry = catalogEntry(body.property, 'property');
@@ -177,7 +203,7 @@ export function parseJobRequest(body: unknown): { request: JobRequest; jobId?: s
       if (!('value' in body)) throw new TwinError('InvalidValue', 'value is required to write', { field: 'value' });
       const check = validateValue(entry, body.value);
       if (!check.ok) throw new TwinError('InvalidValue', check.reason, { field: 'value' });
-      return { request: { type: jobType, deviceId, property: entry.name, value: check.value }, jobId };
+      return { request: { type: jobType, deviceId, property: entry.name, value: check.value }, jobId, ttlSeconds };
     }
     case 'executeDeviceOperation': {
       const entry = catalogEntry(body.operation, 'operation');
@@ -186,7 +212,7 @@ export function parseJobRequest(body: unknown): { request: JobRequest; jobId?: s
           field: 'operation',
         });
       }
-      return { request: { type: jobType, deviceId, operation: entry.name }, jobId };
+      return { request: { type: jobType, deviceId, operation: entry.name }, jobId, ttlSeconds };
     }
   }
 }
@@ -201,9 +227,23 @@ export function parseJobMessage(body: unknown): JobMessage {
       throw new TwinError('InvalidJson', `The message body is not JSON: ${(error as Error).message}`, { field: '' });
     }
   }
-  const { request, jobId } = parseJobRequest(json);
+  const { request, jobId, ttlSeconds } = parseJobRequest(json);
   if (jobId === undefined) throw invalid('jobId', 'A job message needs a jobId (it is also its messageId)');
-  return { ...request, jobId };
+  return { ...request, jobId, ...(ttlSeconds !== undefined && { ttlSeconds }) };
+}
+
+/**
+ * A job's time-to-live: how long after its submission it may wait for a sleeping (queue-mode) device, whole seconds
+ * from 1 to `MAX_JOB_TTL_SECONDS`.
+ */
+export function validateTtlSeconds(ttlSeconds: unknown): number {
+  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
+    throw invalid('ttlSeconds', `ttlSeconds must be a positive whole number of seconds; got ${describe(ttlSeconds)}`);
+  }
+  if (ttlSeconds > MAX_JOB_TTL_SECONDS) {
+    throw invalid('ttlSeconds', `ttlSeconds must be at most ${MAX_JOB_TTL_SECONDS} (7 days); got ${ttlSeconds}`);
+  }
+  return ttlSeconds;
 }
 
 function catalogEntry(name: unknown, field: 'property' | 'operation'): CatalogEntry {
@@ -250,15 +290,29 @@ function canonical(request: JobRequest): unknown[] {
   return [request.type, request.deviceId, loose.property ?? null, loose.operation ?? null, loose.value ?? null];
 }
 
-/** A new job record, status `queued`. */
+/**
+ * A new job record, status `queued`. `ttlSeconds` is the Cosmos retention; `jobTtlSeconds`, the request's time-to-live,
+ * sets `expiresAt`.
+ */
 export function newJob(
   jobId: string,
   request: JobRequest,
   origin: JobDocument['origin'],
   now: string,
   ttlSeconds: number,
+  jobTtlSeconds?: number,
 ): JobDocument {
-  return { id: jobId, ...request, status: 'queued', createdTime: now, attempts: 0, origin, ttl: ttlSeconds };
+  const job: JobDocument = {
+    id: jobId,
+    ...request,
+    status: 'queued',
+    createdTime: now,
+    attempts: 0,
+    origin,
+    ttl: ttlSeconds,
+  };
+  if (jobTtlSeconds !== undefined) job.expiresAt = new Date(Date.parse(now) + jobTtlSeconds * 1000).toISOString();
+  return job;
 }
 
 /** The queue message of a job. */
@@ -285,6 +339,8 @@ export function toJobView(job: JobDocument): JobView {
   if (job.result !== undefined) view.result = job.result;
   if (job.error !== undefined) view.error = job.error;
   if (job.lastError !== undefined && job.status !== 'completed') view.lastError = job.lastError;
+  if (job.expiresAt !== undefined) view.expiresAt = job.expiresAt;
+  if (job.waitingSince !== undefined && job.status === 'waiting') view.waitingSince = job.waitingSince;
   return view;
 }
 

@@ -6,7 +6,16 @@ import { JOBS_TTL_SECONDS } from './constants';
 import { toContinuationError, validateContinuationToken } from './continuationToken';
 import { validateDeviceId } from './deviceId';
 import { TwinError } from './errors';
-import { JobDocument, jobRequestOf, newJob, parseJobRequest, sameJobRequest, toJobMessage, validateJobId } from './job';
+import {
+  CANCELLABLE_JOB_STATUSES,
+  JobDocument,
+  jobRequestOf,
+  newJob,
+  parseJobRequest,
+  sameJobRequest,
+  toJobMessage,
+  validateJobId,
+} from './job';
 import { JobQueue } from './jobQueue';
 import { JobPage, JobStore } from './jobStore';
 import { TwinStore } from './twinStore';
@@ -35,7 +44,7 @@ export async function submitJob(
   deps: SubmitJobDependencies,
   body: unknown,
 ): Promise<{ job: JobDocument; created: boolean }> {
-  const { request, jobId: clientJobId } = parseJobRequest(body);
+  const { request, jobId: clientJobId, ttlSeconds } = parseJobRequest(body);
   if (!(await deps.twins.get(request.deviceId))) {
     throw new TwinError('DeviceNotFound', `No device ${request.deviceId} is provisioned`, { field: 'deviceId' });
   }
@@ -45,7 +54,9 @@ export async function submitJob(
     const existing = await deps.jobs.get(clientJobId);
     if (existing) return resubmit(deps, existing, request);
   }
-  const { job, created } = await deps.jobs.create(newJob(jobId, request, 'api', deps.now(), JOBS_TTL_SECONDS));
+  const { job, created } = await deps.jobs.create(
+    newJob(jobId, request, 'api', deps.now(), JOBS_TTL_SECONDS, ttlSeconds),
+  );
   if (!created) return resubmit(deps, job, request);
   await send(deps.queue, job);
   return { job: await recordSent(deps.jobs, job, deps.now()), created: true };
@@ -137,10 +148,10 @@ export async function listDeviceJobs(
 }
 
 /**
- * Cancels a queued job: the job function settles its message without running it. Cancelling a cancelled job
- * changes nothing; a job already running or finished is `JobNotCancellable`.
+ * Cancels a queued job, or one waiting for its sleeping device: the job function settles its message without running
+ * it. Cancelling a cancelled job changes nothing; a job already running or finished is `JobNotCancellable`.
+ * `onCancelled` runs once the job is cancelled by this call (for its jobEnded event).
  */
-/** Cancels a queued job; `onCancelled` runs once the job is cancelled by this call (for its jobEnded event). */
 export async function cancelJob(
   jobs: JobStore,
   jobId: string,
@@ -149,14 +160,18 @@ export async function cancelJob(
 ): Promise<JobDocument> {
   const job = await getJob(jobs, jobId);
   const updated = await jobs.update(job.deviceId, job.id, (current) =>
-    current.status === 'queued' ? { ...current, status: 'cancelled', endTime: now } : undefined,
+    CANCELLABLE_JOB_STATUSES.has(current.status) ? { ...current, status: 'cancelled', endTime: now } : undefined,
   );
   if (!updated) throw jobNotFound(jobId);
   if (updated.status !== 'cancelled') {
-    throw new TwinError('JobNotCancellable', `Job ${jobId} is ${updated.status}; only a queued job can be cancelled`, {
-      jobId,
-      status: updated.status,
-    });
+    throw new TwinError(
+      'JobNotCancellable',
+      `Job ${jobId} is ${updated.status}; only a queued or waiting job can be cancelled`,
+      {
+        jobId,
+        status: updated.status,
+      },
+    );
   }
   if (updated.endTime === now) await onCancelled(updated);
   return updated;

@@ -6,5 +6,9 @@ import { JobMessage } from './job';
  * deviceId (one device's jobs run one at a time, in the order they were sent).
  */
 export interface JobQueue {
-  send(message: JobMessage): Promise<void>;
+  /**
+   * `messageId` replaces the jobId as the message id: a job's wake message (it ran before, so a copy under its jobId
+   * could still be dropped as a duplicate; see shared/waitingJobs.ts).
+   */
+  send(message: JobMessage, options?: { messageId?: string }): Promise<void>;
 }

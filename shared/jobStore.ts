@@ -40,4 +40,14 @@ export interface JobStore {
    * its cost follows the jobs that match, not the container.
    */
   findUnsent(createdBefore: string, pageSize: number, continuation?: string): Promise<JobPage>;
+  /**
+   * The device's jobs that are `waiting` for it to wake (queue mode), oldest first (createdTime, then id): the order
+   * they were submitted in. A single-partition query; at most `limit` (default 100).
+   */
+  listWaiting(deviceId: string, limit?: number): Promise<JobDocument[]>;
+  /**
+   * One page of the jobs, across devices, that are `waiting` with an `expiresAt` at or before `expiredBy` (ISO). In no
+   * particular order. Served from the index (status, expiresAt).
+   */
+  findExpiredWaiting(expiredBy: string, pageSize: number, continuation?: string): Promise<JobPage>;
 }

@@ -23,6 +23,11 @@
  * (and `error`, if the job then fails) is `MayHaveRun`, with the failure behind it as `cause`. A write of a readable
  * property reads the device first on every attempt after the first, and completes without writing when the device
  * already holds the value; an execute has no state to compare, so it runs again.
+ *
+ * Queue mode (shared/waitingJobs.ts): when the connector answers `DeviceAsleep` (a queue-mode device outside its
+ * awake window), the job is parked (`waiting`) and the message completed, so no session lock is held while the device
+ * sleeps; the connector sends it again at the device's next Register/Update. A delivery of a waiting job past its
+ * `expiresAt` fails it with `DeviceAsleep` without running it.
  */
 import { PropertyValue, findProperty } from './catalog';
 import { JOBS_TTL_SECONDS } from './constants';
@@ -39,10 +44,12 @@ import {
   parseJobMessage,
   sameJobRequest,
 } from './job';
+import { JobQueue } from './jobQueue';
 import { JobStore } from './jobStore';
 import { EventPublisher, JobEndStatus, jobEndedEvent, propertyFreshEvents, publishBestEffort } from './twinEvents';
 import { DEVICE_ID_PATTERN } from './deviceId';
 import { TwinStore } from './twinStore';
+import { expiredJob, resumeWaitingJobs, waitingJob } from './waitingJobs';
 
 /** Bound on one device round trip, ms. */
 export interface DeviceCallOptions {
@@ -90,6 +97,10 @@ export interface DeviceJobDependencies {
   /** `twin-events`: jobEnded for every job that ends here, propertyFresh when a deep read clears a stale flag. */
   events: EventPublisher;
   warn: (message: string) => void;
+  /** `device-jobs`: a parked job is sent again here when its device woke while it was being parked. */
+  queue: JobQueue;
+  /** How long a job without a time-to-live waits for a sleeping device, seconds (`Jobs__maxWaitForDeviceSeconds`). */
+  maxWaitForDeviceSeconds: number;
 }
 
 /** What the trigger says about this delivery. */
@@ -102,7 +113,9 @@ export interface JobDelivery {
 export type JobRunOutcome =
   | { action: 'ran'; job: JobDocument }
   /** The job was already final (a redelivery) or cancelled: nothing was done. */
-  | { action: 'skipped'; job: JobDocument };
+  | { action: 'skipped'; job: JobDocument }
+  /** The device is a queue-mode device and asleep: the job waits for it (status `waiting`). */
+  | { action: 'parked'; job: JobDocument };
 
 /**
  * Errors on which the job can be retried: they may pass (connector restarting, device slow or asleep).
@@ -170,10 +183,17 @@ export async function runDeviceJob(
   if (FINAL_JOB_STATUSES.has(job.status)) return { action: 'skipped', job };
 
   const startTime = deps.now();
+  if (job.status === 'waiting' && expiredJob(job, startTime)) {
+    // Its wake came too late: the job's time-to-live is over.
+    const expired = await deps.jobs.update(job.deviceId, job.id, (current) => expiredJob(current, startTime));
+    if (!expired) throw new Error(`Job ${job.id} disappeared while expiring`);
+    await publishJobEnded(deps, expired, startTime);
+    return { action: expired.endTime === startTime ? 'ran' : 'skipped', job: expired };
+  }
   const running = await deps.jobs.update(job.deviceId, job.id, (current) =>
-    current.status === 'queued' || current.status === 'running'
+    startable(current, startTime)
       ? {
-          ...current,
+          ...withoutWait(current),
           status: 'running',
           // A delivery proves the message exists.
           sentTime: current.sentTime ?? startTime,
@@ -198,6 +218,7 @@ export async function runDeviceJob(
   try {
     result = await runOnDevice(deps, running);
   } catch (thrown) {
+    if (isTwinError(thrown, 'DeviceAsleep')) return { action: 'parked', job: await park(deps, running, thrown) };
     const unknown = thrown instanceof OutcomeUnknown;
     const error = thrown instanceof NeverSucceeds || thrown instanceof OutcomeUnknown ? thrown.error : thrown;
     let jobError = toJobError(error);
@@ -213,6 +234,42 @@ export async function runDeviceJob(
     throw new TransientJobError(running.id, jobError);
   }
   return { action: 'ran', job: await finish(deps, running, { result }) };
+}
+
+/**
+ * Parks a job whose device is asleep (status `waiting`), then reads the twin: a device that woke meanwhile (its
+ * `awakeUntil` ahead) may have had its waiting jobs resumed before this one was parked, so this one is resumed now
+ * (the same wake message id as the connector's: the queue keeps one copy).
+ */
+async function park(deps: DeviceJobDependencies, job: JobDocument, asleep: TwinError): Promise<JobDocument> {
+  const now = deps.now();
+  const parked = await deps.jobs.update(job.deviceId, job.id, (current) =>
+    waitingJob(current, {
+      now,
+      maxWaitSeconds: deps.maxWaitForDeviceSeconds,
+      asleep: { code: 'DeviceAsleep', message: `${asleep.message}; the job waits for the device's next Update` },
+    }),
+  );
+  if (!parked) throw new Error(`Job ${job.id} disappeared while parking`);
+  const awakeUntil = (await deps.twins.get(job.deviceId))?.connection.awakeUntil;
+  if (awakeUntil !== undefined && awakeUntil > deps.now()) {
+    const resumed = await resumeWaitingJobs(deps.jobs, deps.queue, job.deviceId);
+    if (resumed.failure) {
+      deps.warn(`Job ${resumed.failure.jobId} not resumed (${resumed.failure.message}); it waits for the next wake`);
+    }
+  }
+  return parked;
+}
+
+/** Whether a delivery at `now` may start the job: queued, running (a delivery stopped mid-run), or waiting in time. */
+function startable(job: JobDocument, now: string): boolean {
+  if (job.status === 'waiting') return expiredJob(job, now) === undefined;
+  return job.status === 'queued' || job.status === 'running';
+}
+
+function withoutWait(job: JobDocument): JobDocument {
+  const { waitingSince: _waitingSince, ...rest } = job;
+  return rest;
 }
 
 /** Back-off before the throw after a transient failure on delivery `deliveryCount` (1-based), ms. */
@@ -341,7 +398,7 @@ async function findOrCreateJob(deps: DeviceJobDependencies, message: JobMessage)
     // Put on the queue by automation: the job gets its record here (its message is the one being delivered).
     (
       await deps.jobs.create({
-        ...newJob(message.jobId, jobRequestOf(message), 'queue', now, JOBS_TTL_SECONDS),
+        ...newJob(message.jobId, jobRequestOf(message), 'queue', now, JOBS_TTL_SECONDS, message.ttlSeconds),
         sentTime: now,
       })
     ).job;

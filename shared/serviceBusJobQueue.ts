@@ -6,11 +6,11 @@ import { JobMessage } from './job';
 import { JobQueue } from './jobQueue';
 
 /** The Service Bus message of a job: JSON body, messageId = jobId, sessionId = deviceId, subject = job type. */
-export function toServiceBusMessage(message: JobMessage): ServiceBusMessage {
+export function toServiceBusMessage(message: JobMessage, messageId = message.jobId): ServiceBusMessage {
   return {
     body: message,
     contentType: 'application/json',
-    messageId: message.jobId,
+    messageId,
     sessionId: message.deviceId,
     subject: message.type,
   };
@@ -19,7 +19,7 @@ export function toServiceBusMessage(message: JobMessage): ServiceBusMessage {
 export class ServiceBusJobQueue implements JobQueue {
   constructor(private readonly sender: ServiceBusSender) {}
 
-  async send(message: JobMessage): Promise<void> {
-    await this.sender.sendMessages(toServiceBusMessage(message));
+  async send(message: JobMessage, options: { messageId?: string } = {}): Promise<void> {
+    await this.sender.sendMessages(toServiceBusMessage(message, options.messageId));
   }
 }

@@ -25,6 +25,17 @@ export interface Connection {
   lifetime?: number;
   /** LwM2M binding mode (`U`, `UQ`, ...). */
   binding?: string;
+  /**
+   * The device is in LwM2M queue mode (binding with `Q`, or the `Q` parameter of 1.1+): it sleeps between its
+   * messages, and requests for it wait for its next Register/Update (jobs are `waiting` meanwhile).
+   */
+  queueMode?: boolean;
+  /**
+   * Queue mode only: until when the device is awake after its last Register/Update (that time + the connector's
+   * awake window, `Connector__awakeWindowSeconds`). Requests reaching it later wait for its next Register/Update;
+   * the connector also keeps it awake while it answers or notifies, which this time does not follow.
+   */
+  awakeUntil?: string;
   lwm2mVersion?: string;
   /** The registration id (`/rd/{id}`) of the current registration. */
   registrationId?: string;

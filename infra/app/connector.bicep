@@ -24,6 +24,8 @@ param apiKey string
 param apiPort int
 param coapPort int
 param deviceTimeoutSeconds int
+@description('How long a queue-mode device stays reachable after its last message, seconds.')
+param awakeWindowSeconds int
 @description('Observation attributes per property class, seconds: { device: { pmin, pmax }, firmwareUpdate: ..., server: ... }.')
 param observation object
 @description('{ notifyBatchMs, maxConcurrentTwinWrites, expirySweepMs }, see main.bicep.')
@@ -101,6 +103,7 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
             { name: 'Connector__apiUrl', value: apiUrl }
             { name: 'Connector__apiKey', secureValue: apiKey }
             { name: 'Connector__deviceTimeoutSeconds', value: string(deviceTimeoutSeconds) }
+            { name: 'Connector__awakeWindowSeconds', value: string(awakeWindowSeconds) }
             { name: 'Connector__notifyBatchMs', value: string(tuning.notifyBatchMs) }
             { name: 'Connector__maxConcurrentTwinWrites', value: string(tuning.maxConcurrentTwinWrites) }
             { name: 'Connector__expirySweepMs', value: string(tuning.expirySweepMs) }

@@ -43,8 +43,9 @@ var twinsIndexingPolicy = {
   ]
 }
 
-// Jobs: the device, the creation time (newest first, id breaks ties), the status and the send time (the
-// unsent-job sweep finds queued jobs without a sentTime from the index).
+// Jobs: the device, the creation time (newest first, id breaks ties), the status, the send time (the
+// unsent-job sweep finds queued jobs without a sentTime from the index) and the expiry of jobs waiting for a
+// sleeping queue-mode device (the same sweep fails those past it).
 // Equal to JOBS_INDEXING_POLICY in shared/cosmosJobStore.ts.
 var jobsIndexingPolicy = {
   indexingMode: 'consistent'
@@ -54,6 +55,7 @@ var jobsIndexingPolicy = {
     { path: '/createdTime/?' }
     { path: '/status/?' }
     { path: '/sentTime/?' }
+    { path: '/expiresAt/?' }
   ]
   excludedPaths: [
     { path: '/*' }

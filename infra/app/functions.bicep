@@ -27,6 +27,8 @@ param jobsQueuedSweepSchedule string
 @description('Below the device-jobs duplicate-detection window, so a re-send of a message that did land is dropped.')
 param jobsQueuedSweepAfterSeconds int
 param jobsQueuedMaxAgeSeconds int
+@description('How long a job without ttlSeconds waits for a sleeping queue-mode device, seconds.')
+param jobsMaxWaitForDeviceSeconds int
 @description('Observation attributes per property class, seconds, as the connector has them (deep reads record them in the twin).')
 param observation object
 param stalenessGraceSeconds int
@@ -120,6 +122,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'Jobs__queuedSweepSchedule', value: jobsQueuedSweepSchedule }
         { name: 'Jobs__queuedSweepAfterSeconds', value: string(jobsQueuedSweepAfterSeconds) }
         { name: 'Jobs__queuedMaxAgeSeconds', value: string(jobsQueuedMaxAgeSeconds) }
+        { name: 'Jobs__maxWaitForDeviceSeconds', value: string(jobsMaxWaitForDeviceSeconds) }
         { name: 'Staleness__graceSeconds', value: string(stalenessGraceSeconds) }
         { name: 'Staleness__schedule', value: stalenessSchedule }
         { name: 'Observe__device__pmin', value: string(observation.device.pmin) }

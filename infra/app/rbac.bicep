@@ -11,6 +11,7 @@ param storageAccountName string
 param cosmosAccountName string
 param serviceBusNamespaceName string
 param twinEventsTopicName string
+param jobsQueueName string
 param registryName string
 param keyVaultName string
 param applicationInsightsName string
@@ -45,6 +46,11 @@ resource serviceBusNamespace 'Microsoft.ServiceBus/namespaces@2024-01-01' existi
 resource twinEventsTopic 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' existing = {
   parent: serviceBusNamespace
   name: twinEventsTopicName
+}
+
+resource jobsQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBusNamespace
+  name: jobsQueueName
 }
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -167,8 +173,8 @@ resource functionsCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/s
   }
 }
 
-// Azure Service Bus Data Sender on the twin-events topic only: the connector publishes connection and
-// propertyFresh events; it neither receives nor touches device-jobs.
+// Azure Service Bus Data Sender on the twin-events topic: the connector publishes connection and
+// propertyFresh events.
 resource connectorTwinEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(twinEventsTopic.id, connectorPrincipalId, roles.serviceBusDataSender)
   scope: twinEventsTopic
@@ -179,8 +185,20 @@ resource connectorTwinEventsSender 'Microsoft.Authorization/roleAssignments@2022
   }
 }
 
-// Cosmos DB Built-in Data Contributor: the connector patches twins on register and notify, and keeps its
-// registrations.
+// Azure Service Bus Data Sender on the device-jobs queue: the connector sends the jobs waiting for a
+// queue-mode device back to the queue when the device wakes (Register/Update); it never receives from it.
+resource connectorJobsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(jobsQueue.id, connectorPrincipalId, roles.serviceBusDataSender)
+  scope: jobsQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
+    principalId: connectorPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Cosmos DB Built-in Data Contributor: the connector patches twins on register and notify, keeps its
+// registrations, and reads the jobs waiting for a woken queue-mode device.
 resource connectorCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
   parent: cosmosAccount
   name: guid(cosmosAccount.id, connectorPrincipalId, cosmosDataContributorRole)

@@ -72,5 +72,6 @@ resource twinEventsSubscription 'Microsoft.ServiceBus/namespaces/topics/subscrip
 output namespaceName string = namespace.name
 output namespaceId string = namespace.id
 output twinEventsTopicName string = twinEventsTopic.name
+output jobsQueueName string = jobsQueue.name
 // Host name only (`<name>.servicebus.windows.net` in the public cloud), as ServiceBusConnection__fullyQualifiedNamespace wants it.
 output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '://')[1], ':')[0]

@@ -35,6 +35,12 @@ class ScriptedJobs implements JobStore {
   async findUnsent(): Promise<JobPage> {
     return { jobs: [] };
   }
+  async listWaiting(): Promise<JobDocument[]> {
+    return [];
+  }
+  async findExpiredWaiting(): Promise<JobPage> {
+    return { jobs: [] };
+  }
 }
 
 function setUp(script: { afterMs: number; change: Partial<JobDocument> }[]) {

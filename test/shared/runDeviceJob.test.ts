@@ -71,6 +71,8 @@ describe('runDeviceJob (local Cosmos, scripted connector)', () => {
       },
       events: { publish: async (batch) => void events.push(...batch) },
       warn: () => undefined,
+      queue: { send: async () => undefined },
+      maxWaitForDeviceSeconds: 86_400,
     };
   });
   afterAll(() => cosmos.close());

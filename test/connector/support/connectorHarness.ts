@@ -61,6 +61,8 @@ export class ConnectorHarness {
   store!: CosmosTwinStore;
   connector!: RunningConnector;
   settings!: ConnectorSettings;
+  /** Queue-mode devices the connector reported awake (its `onDeviceAwake`), in order. */
+  readonly awakened: string[] = [];
 
   async start(
     overrides: Partial<ConnectorSettings> = {},
@@ -94,6 +96,7 @@ export class ConnectorHarness {
       registrations,
       config: this.settings,
       events: { publish: async (events) => void this.events.push(...events) },
+      onDeviceAwake: (deviceId) => void this.awakened.push(deviceId),
       log: this.logger(),
       now: this.clock.now,
     });
