@@ -47,6 +47,8 @@ export interface IncomingRequest {
   readonly accept?: number;
   /** The Observe option's value, when present. */
   readonly observe?: number;
+  /** The Block2 option's raw value, when present (see blockwise.ts). */
+  readonly block2?: Buffer;
   readonly payload: Buffer;
   readonly remote: RemoteAddress;
   /** Why the request cannot be served as it is (critical option not understood...), with the code to answer. */
@@ -61,6 +63,14 @@ export interface OutgoingResponse {
   readonly payload?: Buffer;
   /** Runs once the response datagram has been handed to the socket (reboot after answering, ...). */
   readonly afterSend?: () => void;
+  /** Further options (Block2, ETag: blockwise.ts). */
+  readonly extraOptions?: readonly NamedOption[];
+}
+
+/** An option by its `coap-packet` name. */
+export interface NamedOption {
+  readonly name: string;
+  readonly value: Buffer;
 }
 
 export interface CoapResponse {
@@ -77,6 +87,8 @@ export interface OutgoingRequest {
   readonly payload?: Buffer;
   /** Give up after this many ms even if retransmissions remain (default MAX_TRANSMIT_WAIT). */
   readonly timeoutMs?: number;
+  /** Further options (Block1, Size1: blockwise.ts). */
+  readonly extraOptions?: readonly NamedOption[];
 }
 
 export interface NotificationMessage {
@@ -84,6 +96,8 @@ export interface NotificationMessage {
   readonly observe: number;
   readonly contentFormat?: number;
   readonly payload?: Buffer;
+  /** Further options (Block2, ETag: blockwise.ts). */
+  readonly extraOptions?: readonly NamedOption[];
 }
 
 /** The peer sent no acknowledgement or response within the bound. */
@@ -237,6 +251,7 @@ export class CoapEndpoint {
         ? []
         : [{ name: 'Content-Format', value: encodeUint(request.contentFormat) }]),
       ...(request.uriQuery ?? []).map((query) => ({ name: 'Uri-Query', value: Buffer.from(query) })),
+      ...(request.extraOptions ?? []),
     ];
     const datagram = generate(
       { code: request.code, confirmable: true, messageId, token, options, payload: request.payload ?? EMPTY },
@@ -283,6 +298,7 @@ export class CoapEndpoint {
     if (message.contentFormat !== undefined) {
       options.push({ name: 'Content-Format', value: encodeUint(message.contentFormat) });
     }
+    options.push(...(message.extraOptions ?? []));
     const tokenKey = token.toString('hex');
     const outstanding = this.notificationConfirmables.get(tokenKey);
     if (!confirmable && !outstanding) {
@@ -482,6 +498,7 @@ export class CoapEndpoint {
     if (response.contentFormat !== undefined) {
       options.push({ name: 'Content-Format', value: encodeUint(response.contentFormat) });
     }
+    options.push(...(response.extraOptions ?? []));
     const header = {
       ack: packet.confirmable,
       confirmable: false,
@@ -578,6 +595,7 @@ function toIncomingRequest(packet: ParsedPacket, remote: RemoteAddress): Incomin
   let contentFormat: number | undefined;
   let accept: number | undefined;
   let observe: number | undefined;
+  let block2: Buffer | undefined;
   let rejection: IncomingRequest['rejection'];
   const reject = (code: string, reason: string) => {
     rejection ??= { code, reason };
@@ -601,6 +619,9 @@ function toIncomingRequest(packet: ParsedPacket, remote: RemoteAddress): Incomin
       case 'Observe':
         observe = decodeUint(option.value);
         if (observe === undefined) reject(ResponseCode.BAD_OPTION, 'Observe longer than 3 bytes');
+        break;
+      case 'Block2':
+        block2 = option.value;
         break;
       case 'Block1':
         reject(ResponseCode.REQUEST_ENTITY_TOO_LARGE, 'block-wise transfer (Block1) is not supported');
@@ -630,6 +651,7 @@ function toIncomingRequest(packet: ParsedPacket, remote: RemoteAddress): Incomin
     contentFormat,
     accept,
     observe,
+    block2,
     payload: packet.payload,
     remote,
     rejection,

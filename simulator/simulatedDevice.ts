@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'events';
 import { AttributeStore } from './attributeStore';
+import { block2Response, firstBlockOf, requestInBlocks } from './blockwise';
 import { CoapEndpoint, CoapEndpointCounters, IncomingRequest, OutgoingResponse, RemoteAddress } from './coapEndpoint';
 import { decodeWrite, defaultFormat, encodeLinkFormat, encodeReadings, Link, ResourceReading } from './contentFormats';
 import {
@@ -56,6 +57,11 @@ export interface SimulatedDeviceSettings {
   readonly deregisterTimeoutMs: number;
   /** Announces `ct=112` on its root link and answers reads and observes without Accept in SenML CBOR. */
   readonly prefersSenmlCbor?: boolean;
+  /**
+   * A small buffer (16-1024, a power of two): responses and notifications larger than this go as Block2 blocks and
+   * a larger Register payload as Block1 blocks (RFC 7959). Absent: everything in one message.
+   */
+  readonly blockSize?: number;
   readonly scheduler: Scheduler;
   readonly log: (line: string) => void;
 }
@@ -162,7 +168,13 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
       scheduler,
       attributesFor: (path) => this.effectiveAttributes(path),
       encode: (path, format) => encodeReadings(path, this.readingsAt(path), format),
-      transmit: (remote, token, message, confirmable) => this.coap.notify(remote, token, message, confirmable),
+      transmit: (remote, token, message, confirmable) =>
+        this.coap.notify(
+          remote,
+          token,
+          settings.blockSize ? firstBlockOf(message, settings.blockSize) : message,
+          confirmable,
+        ),
       confirmableEvery: settings.confirmableEvery,
       onSent: (notification) => {
         this.ownCounters.notificationsSent++;
@@ -343,13 +355,18 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     const lifetimeSeconds = this.state.read(Paths.registrationLifetime) as number;
     const binding = this.state.read(Paths.binding) as string;
     try {
-      const response = await coap.request(this.settings.server, {
-        code: MethodCode.POST,
-        uriPath: [REGISTRATION_PATH],
-        uriQuery: [`ep=${this.endpoint}`, `lt=${lifetimeSeconds}`, `lwm2m=${LWM2M_VERSION}`, `b=${binding}`],
-        contentFormat: ContentFormat.LINK_FORMAT,
-        payload: registrationLinks(this.settings.prefersSenmlCbor),
-      });
+      const response = await requestInBlocks(
+        coap,
+        this.settings.server,
+        {
+          code: MethodCode.POST,
+          uriPath: [REGISTRATION_PATH],
+          uriQuery: [`ep=${this.endpoint}`, `lt=${lifetimeSeconds}`, `lwm2m=${LWM2M_VERSION}`, `b=${binding}`],
+          contentFormat: ContentFormat.LINK_FORMAT,
+          payload: registrationLinks(this.settings.prefersSenmlCbor),
+        },
+        this.settings.blockSize,
+      );
       if (coap !== this.coap || this.registrationState !== 'registering') return;
       if (response.code !== ResponseCode.CREATED || response.locationPath.length === 0) {
         this.registrationFailed(`Register answered ${response.code}${diagnostic(response.payload)}`);
@@ -487,7 +504,8 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
 
   private serve(request: IncomingRequest): OutgoingResponse {
     this.ownCounters.requestsServed++;
-    const response = this.route(request);
+    const routed = this.route(request);
+    const response = this.settings.blockSize ? block2Response(request, routed, this.settings.blockSize) : routed;
     if (this.listenerCount('request') > 0) {
       const method = METHOD_NAMES[request.code] ?? request.code;
       this.emit('request', { method, path: '/' + request.uriPath.join('/'), code: response.code });

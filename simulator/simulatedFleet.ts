@@ -5,6 +5,7 @@
  */
 import { lookup } from 'dns/promises';
 import { Clock, systemClock } from './clock';
+import { validateBlockSize } from './blockwise';
 import { Scheduler, ScheduledTask } from './scheduler';
 import { DeviceCounters, SimulatedDevice } from './simulatedDevice';
 
@@ -44,6 +45,11 @@ export interface SimulatedFleetOptions {
   defaultMaxPeriod?: number;
   /** Devices announce `ct=112` and answer in SenML CBOR unless the server's Accept asks otherwise (default false). */
   prefersSenmlCbor?: boolean;
+  /**
+   * Devices with a small buffer: responses and notifications larger than this many bytes go as Block2 blocks, a
+   * larger Register payload as Block1 blocks (RFC 7959; 16-1024, a power of two). Default: no blocks.
+   */
+  blockSize?: number;
   /** Local address the device sockets bind (default: loopback for a loopback server, else all). */
   bindAddress?: string;
   /** Time source (tests inject a `ManualClock`); default the real clock. */
@@ -118,6 +124,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
             firmwareStepMs: settings.firmwareStepMs,
             deregisterTimeoutMs: settings.deregisterTimeoutMs,
             prefersSenmlCbor: options.prefersSenmlCbor === true,
+            blockSize: options.blockSize,
             scheduler,
             log,
           }),
@@ -195,6 +202,7 @@ type ValidatedSettings = Required<
 
 /** Checks the options; a bad one throws a RangeError that names it and what it must be. */
 function validate(options: SimulatedFleetOptions): ValidatedSettings {
+  if (options.blockSize !== undefined) validateBlockSize(options.blockSize);
   const fail = (name: string, expected: string, got: unknown): never => {
     throw new RangeError(`startSimulatedFleet: ${name} must be ${expected}; got ${JSON.stringify(got)}`);
   };
