@@ -67,6 +67,9 @@ param jobsQueuedMaxAgeSeconds int = 1800
 @description('Bound on one CoAP request inside the connector, retransmissions included, seconds (Connector__deviceTimeoutSeconds).')
 param connectorDeviceTimeoutSeconds int = 20
 
+@description('Plain CoAP (UDP 5683) for devices provisioned with security mode none: the connector serves it and the firewall and NSG let it in only when true (Connector__plainCoapEnabled). Off: every device must use DTLS on 5684.')
+param connectorPlainCoapEnabled bool = false
+
 @minValue(1)
 @description('How long a queue-mode device stays reachable after its last message, seconds (Connector__awakeWindowSeconds; default CoAP MAX_TRANSMIT_WAIT).')
 param connectorAwakeWindowSeconds int = 93
@@ -128,8 +131,10 @@ var jobsQueueLockSeconds = min(300, 2 * jobDeviceTimeoutSeconds + 30)
 
 // The connector's internal API port, inside the virtual network only.
 var connectorApiPort = 8080
-// LwM2M over CoAP/UDP (RFC 7252 default port).
+// LwM2M over CoAP/UDP (RFC 7252 default port); open only with connectorPlainCoapEnabled.
 var coapPort = 5683
+// LwM2M over DTLS, coaps (RFC 7252 §12.8 default port): devices provisioned with a PSK.
+var coapsPort = 5684
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -170,6 +175,8 @@ module network './app/network.bicep' = {
     connectorRouteTableName: '${abbrs.networkRouteTables}connector-${resourceToken}'
     vnetAddressPrefix: vnetAddressPrefix
     coapPort: coapPort
+    coapsPort: coapsPort
+    plainCoapEnabled: connectorPlainCoapEnabled
     connectorApiPort: connectorApiPort
   }
 }
@@ -257,6 +264,11 @@ module rbac './app/rbac.bicep' = {
     deployerPrincipalType: principalType
     storageAccountName: storage.outputs.name
     cosmosAccountName: cosmos.outputs.accountName
+    cosmosDatabaseName: cosmos.outputs.databaseName
+    twinsContainerName: cosmos.outputs.twinsContainerName
+    jobsContainerName: cosmos.outputs.jobsContainerName
+    registrationsContainerName: cosmos.outputs.registrationsContainerName
+    credentialsContainerName: cosmos.outputs.credentialsContainerName
     serviceBusNamespaceName: serviceBus.outputs.namespaceName
     twinEventsTopicName: serviceBus.outputs.twinEventsTopicName
     jobsQueueName: serviceBus.outputs.jobsQueueName
@@ -323,6 +335,8 @@ module connector './app/connector.bicep' = if (!empty(connectorImage)) {
     apiKey: connectorApiKey
     apiPort: connectorApiPort
     coapPort: coapPort
+    coapsPort: coapsPort
+    plainCoapEnabled: connectorPlainCoapEnabled
     deviceTimeoutSeconds: connectorDeviceTimeoutSeconds
     awakeWindowSeconds: connectorAwakeWindowSeconds
     observation: observation
@@ -347,6 +361,8 @@ output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output CONNECTOR_PUBLIC_IP string = firewall.outputs.publicIpAddress
 output CONNECTOR_COAP_PORT int = coapPort
+output CONNECTOR_COAPS_PORT int = coapsPort
+output CONNECTOR_PLAIN_COAP_ENABLED bool = connectorPlainCoapEnabled
 output CONNECTOR_IMAGE string = connectorImage
 
 // App-setting names with their values, for running the code locally against these resources.

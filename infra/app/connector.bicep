@@ -1,5 +1,6 @@
 // The CoAP/LwM2M connector: one Azure Container Instances group in the connector subnet (private IP only),
-// its public CoAP entry (a DNAT rule on the firewall's public IP) and its private name connector.<zone>,
+// its public entries (DNAT rules on the firewall's public IP: coaps, UDP 5684, always; plain CoAP, UDP 5683,
+// only when plainCoapEnabled) and its private name connector.<zone>,
 // which is the API URL it records in the twins it holds and the Functions app calls.
 param location string
 param tags object
@@ -23,6 +24,10 @@ param apiKey string
 
 param apiPort int
 param coapPort int
+@description('DTLS (coaps) port: devices provisioned with a PSK.')
+param coapsPort int
+@description('Plain CoAP for devices provisioned with security mode none: the connector serves it and the firewall forwards it only when true.')
+param plainCoapEnabled bool
 param deviceTimeoutSeconds int
 @description('How long a queue-mode device stays reachable after its last message, seconds.')
 param awakeWindowSeconds int
@@ -38,6 +43,10 @@ param memoryGB int
 
 var apiHostName = 'connector'
 var apiUrl = 'http://${apiHostName}.${privateDnsZoneName}:${apiPort}'
+// The device ports the group opens: coaps always, plain CoAP only when enabled.
+var coapsPortEntry = { protocol: 'UDP', port: coapsPort }
+var coapPortEntry = { protocol: 'UDP', port: coapPort }
+var devicePorts = plainCoapEnabled ? [coapsPortEntry, coapPortEntry] : [coapsPortEntry]
 
 resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01' = {
   name: containerGroupName
@@ -66,20 +75,14 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
     ]
     ipAddress: {
       type: 'Private'
-      ports: [
-        { protocol: 'UDP', port: coapPort }
-        { protocol: 'TCP', port: apiPort }
-      ]
+      ports: concat(devicePorts, [{ protocol: 'TCP', port: apiPort }])
     }
     containers: [
       {
         name: 'connector'
         properties: {
           image: image
-          ports: [
-            { protocol: 'UDP', port: coapPort }
-            { protocol: 'TCP', port: apiPort }
-          ]
+          ports: concat(devicePorts, [{ protocol: 'TCP', port: apiPort }])
           resources: {
             requests: {
               cpu: cpuCores
@@ -96,6 +99,8 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
             { name: 'Connector__serviceBusTransport', value: 'amqpWebSockets' }
             { name: 'Connector__instanceId', value: containerGroupName }
             { name: 'Connector__coapPort', value: string(coapPort) }
+            { name: 'Connector__coapsPort', value: string(coapsPort) }
+            { name: 'Connector__plainCoapEnabled', value: string(plainCoapEnabled) }
             // IPv4 only (here and for the API): container groups in a virtual network have no IPv6.
             { name: 'Connector__coapAddress', value: '0.0.0.0' }
             { name: 'Connector__apiPort', value: string(apiPort) }
@@ -145,6 +150,28 @@ resource firewallPolicy 'Microsoft.Network/firewallPolicies@2024-05-01' existing
   name: firewallPolicyName
 }
 
+// Devices on the firewall's public IP, DNATed to the connector (the source stays the device).
+var coapsNatRule = {
+  ruleType: 'NatRule'
+  name: 'coaps-udp'
+  ipProtocols: ['UDP']
+  sourceAddresses: ['*']
+  destinationAddresses: [firewallPublicIp]
+  destinationPorts: [string(coapsPort)]
+  translatedAddress: containerGroup.properties.ipAddress.ip
+  translatedPort: string(coapsPort)
+}
+var coapNatRule = {
+  ruleType: 'NatRule'
+  name: 'coap-udp'
+  ipProtocols: ['UDP']
+  sourceAddresses: ['*']
+  destinationAddresses: [firewallPublicIp]
+  destinationPorts: [string(coapPort)]
+  translatedAddress: containerGroup.properties.ipAddress.ip
+  translatedPort: string(coapPort)
+}
+
 resource coapIngress 'Microsoft.Network/firewallPolicies/ruleCollectionGroups@2024-05-01' = {
   parent: firewallPolicy
   name: 'connector-ingress'
@@ -158,18 +185,7 @@ resource coapIngress 'Microsoft.Network/firewallPolicies/ruleCollectionGroups@20
         action: {
           type: 'Dnat'
         }
-        rules: [
-          {
-            ruleType: 'NatRule'
-            name: 'coap-udp'
-            ipProtocols: ['UDP']
-            sourceAddresses: ['*']
-            destinationAddresses: [firewallPublicIp]
-            destinationPorts: [string(coapPort)]
-            translatedAddress: containerGroup.properties.ipAddress.ip
-            translatedPort: string(coapPort)
-          }
-        ]
+        rules: plainCoapEnabled ? [coapsNatRule, coapNatRule] : [coapsNatRule]
       }
     ]
   }

@@ -1,4 +1,4 @@
-// Cosmos DB for NoSQL: the database and the `twins`, `jobs` and `registrations` containers, as the code creates them locally
+// Cosmos DB for NoSQL: the database and the `twins`, `jobs`, `registrations` and `credentials` containers, as the code creates them locally
 // (names, partition key, twins indexing policy and jobs TTL are checked against shared/ in CI).
 // Entra-only: disableLocalAuth, and data access through the SQL role assignments in rbac.bicep.
 param location string
@@ -17,6 +17,9 @@ var databaseName = 'lwm2m-twins'
 var twinsContainerName = 'twins'
 var jobsContainerName = 'jobs'
 var registrationsContainerName = 'registrations'
+var credentialsContainerName = 'credentials'
+// TTL on with no default (CREDENTIALS_TTL_SECONDS): only revoked records carry a ttl.
+var credentialsTimeToLiveSeconds = -1
 // TTL on with no default (REGISTRATIONS_TTL_SECONDS): each record carries its own ttl.
 var registrationsTimeToLiveSeconds = -1
 var partitionKeyPath = '/deviceId'
@@ -77,6 +80,18 @@ var registrationsIndexingPolicy = {
   includedPaths: [
     { path: '/connectorId/?' }
   ]
+  excludedPaths: [
+    { path: '/*' }
+    { path: '/"_etag"/?' }
+  ]
+}
+
+// Credentials: device PSKs, read by id and through the change feed only, so nothing is indexed.
+// Equal to CREDENTIALS_INDEXING_POLICY in shared/cosmosCredentialWriter.ts.
+var credentialsIndexingPolicy = {
+  indexingMode: 'consistent'
+  automatic: true
+  includedPaths: []
   excludedPaths: [
     { path: '/*' }
     { path: '/"_etag"/?' }
@@ -171,7 +186,30 @@ resource registrations 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
   }
 }
 
+// Device credentials (PSKs): the Functions app writes them (upsert, no read), only the connector reads them (rbac.bicep).
+// Revoked records carry a ttl so the connector's change feed sees the revocation before they go.
+resource credentials 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: credentialsContainerName
+  properties: {
+    resource: {
+      id: credentialsContainerName
+      partitionKey: {
+        paths: [partitionKeyPath]
+        kind: 'Hash'
+        version: 2
+      }
+      indexingPolicy: credentialsIndexingPolicy
+      defaultTtl: credentialsTimeToLiveSeconds
+    }
+  }
+}
+
 output accountName string = account.name
 output accountId string = account.id
 output endpoint string = account.properties.documentEndpoint
 output databaseName string = database.name
+output twinsContainerName string = twins.name
+output jobsContainerName string = jobs.name
+output registrationsContainerName string = registrations.name
+output credentialsContainerName string = credentials.name

@@ -3,9 +3,10 @@
 // Azure Container Instances cannot give one container group both a public IP and a place in a virtual
 // network, and Azure Load Balancer in front of a VNet container group is not supported. So the connector
 // runs in a delegated subnet with a private IP only; devices reach it through Azure Firewall, whose public
-// IP DNATs UDP 5683 to the connector (firewall.bicep). A route table sends the connector's outbound traffic
-// through the same firewall, so devices see one public address both ways. The Functions app joins the
-// network through VNet integration and is the only caller the connector's NSG lets reach the API port.
+// IP DNATs UDP 5684 (coaps), and UDP 5683 (plain CoAP) only when plainCoapEnabled, to the connector
+// (connector.bicep). A route table sends the connector's outbound traffic through the same firewall, so
+// devices see one public address both ways. The Functions app joins the network through VNet integration and
+// is the only caller the connector's NSG lets reach the API port.
 param location string
 param tags object
 param vnetName string
@@ -13,6 +14,10 @@ param connectorNsgName string
 param connectorRouteTableName string
 param vnetAddressPrefix string
 param coapPort int
+@description('DTLS (coaps) port, always open to devices.')
+param coapsPort int
+@description('Plain CoAP (coapPort) reaches the connector only when true.')
+param plainCoapEnabled bool
 param connectorApiPort int
 
 @description('Private DNS zone in which the connector gets its stable name (connector.<zone>).')
@@ -35,12 +40,26 @@ resource connectorNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
   properties: {
     securityRules: [
       {
-        name: 'allow-coap-from-devices'
+        name: 'allow-coaps-from-devices'
         properties: {
-          description: 'LwM2M devices, DNATed by the firewall (the source stays the device).'
+          description: 'LwM2M devices over DTLS, DNATed by the firewall (the source stays the device).'
           priority: 100
           direction: 'Inbound'
           access: 'Allow'
+          protocol: 'Udp'
+          sourceAddressPrefix: '*'
+          sourcePortRange: '*'
+          destinationAddressPrefix: connectorSubnetPrefix
+          destinationPortRange: string(coapsPort)
+        }
+      }
+      {
+        name: 'plain-coap-from-devices'
+        properties: {
+          description: 'LwM2M devices over plain CoAP (security mode none): allowed only when plainCoapEnabled.'
+          priority: 105
+          direction: 'Inbound'
+          access: plainCoapEnabled ? 'Allow' : 'Deny'
           protocol: 'Udp'
           sourceAddressPrefix: '*'
           sourcePortRange: '*'

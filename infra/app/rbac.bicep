@@ -9,6 +9,12 @@ param deployerPrincipalType string = 'User'
 
 param storageAccountName string
 param cosmosAccountName string
+param cosmosDatabaseName string
+param twinsContainerName string
+param jobsContainerName string
+param registrationsContainerName string
+@description('Device PSKs: the Functions app writes them, only the connector reads them.')
+param credentialsContainerName string
 param serviceBusNamespaceName string
 param twinEventsTopicName string
 param jobsQueueName string
@@ -30,6 +36,13 @@ var roles = {
 var cosmosDataContributorRole = '00000000-0000-0000-0000-000000000002' // Cosmos DB Built-in Data Contributor
 var cosmosDataReaderRole = '00000000-0000-0000-0000-000000000001' // Cosmos DB Built-in Data Reader
 var hasDeployer = !empty(deployerPrincipalId)
+// Cosmos data roles are scoped to containers, so no identity gets data access to a container it has no business
+// in: in particular the credentials container is written by the Functions app alone and read by the connector alone.
+var cosmosContainerScope = '${cosmosAccount.id}/dbs/${cosmosDatabaseName}/colls'
+var credentialsScope = '${cosmosContainerScope}/${credentialsContainerName}'
+var functionsDataContainers = [twinsContainerName, jobsContainerName]
+var connectorDataContainers = [twinsContainerName, jobsContainerName, registrationsContainerName]
+var deployerDataContainers = [twinsContainerName, jobsContainerName, registrationsContainerName]
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -37,6 +50,64 @@ resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing 
 
 resource cosmosAccount 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' existing = {
   name: cosmosAccountName
+}
+
+// Account, database and container metadata only (no data): what the SDK reads before any item operation, here
+// for every database and container, so each data role below can be scoped to its containers alone.
+resource cosmosMetadataReaderRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
+  parent: cosmosAccount
+  name: guid(cosmosAccount.id, 'lwm2m-twins metadata reader')
+  properties: {
+    roleName: 'lwm2m-twins metadata reader'
+    type: 'CustomRole'
+    assignableScopes: [cosmosAccount.id]
+    permissions: [
+      {
+        dataActions: ['Microsoft.DocumentDB/databaseAccounts/readMetadata']
+      }
+    ]
+  }
+}
+
+// Writes device credentials and never reads them: create, upsert, replace and delete on the credentials
+// container; no read, query or change feed, so the Functions app cannot hand a stored key back.
+resource credentialsWriterRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
+  parent: cosmosAccount
+  name: guid(cosmosAccount.id, 'lwm2m-twins credentials writer')
+  properties: {
+    roleName: 'lwm2m-twins credentials writer'
+    type: 'CustomRole'
+    assignableScopes: [credentialsScope]
+    permissions: [
+      {
+        dataActions: [
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/create'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/upsert'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/replace'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete'
+        ]
+      }
+    ]
+  }
+}
+
+// Reads device credentials and never writes them: point reads and the change feed on the credentials container.
+resource credentialsReaderRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
+  parent: cosmosAccount
+  name: guid(cosmosAccount.id, 'lwm2m-twins credentials reader')
+  properties: {
+    roleName: 'lwm2m-twins credentials reader'
+    type: 'CustomRole'
+    assignableScopes: [credentialsScope]
+    permissions: [
+      {
+        dataActions: [
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed'
+        ]
+      }
+    ]
+  }
 }
 
 resource serviceBusNamespace 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
@@ -162,14 +233,39 @@ resource connectorAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// Cosmos DB Built-in Data Contributor: the Functions app reads and writes twins and jobs.
-resource functionsCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+// Cosmos DB Built-in Data Contributor, on the twins and jobs containers only: the Functions app reads and
+// writes twins and jobs.
+resource functionsCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = [
+  for container in functionsDataContainers: {
+    parent: cosmosAccount
+    name: guid('${cosmosContainerScope}/${container}', functionsPrincipalId, cosmosDataContributorRole)
+    properties: {
+      roleDefinitionId: '${cosmosAccount.id}/sqlRoleDefinitions/${cosmosDataContributorRole}'
+      principalId: functionsPrincipalId
+      scope: '${cosmosContainerScope}/${container}'
+    }
+  }
+]
+
+// lwm2m-twins metadata reader (custom, no data): the Functions app's SDK reads database and container metadata.
+resource functionsCosmosMetadataReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
   parent: cosmosAccount
-  name: guid(cosmosAccount.id, functionsPrincipalId, cosmosDataContributorRole)
+  name: guid(cosmosAccount.id, functionsPrincipalId, cosmosMetadataReaderRole.id)
   properties: {
-    roleDefinitionId: '${cosmosAccount.id}/sqlRoleDefinitions/${cosmosDataContributorRole}'
+    roleDefinitionId: cosmosMetadataReaderRole.id
     principalId: functionsPrincipalId
     scope: cosmosAccount.id
+  }
+}
+
+// lwm2m-twins credentials writer (custom): provisioning, rotation and deprovisioning upsert device credentials.
+resource functionsCredentialsWriter 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+  parent: cosmosAccount
+  name: guid(credentialsScope, functionsPrincipalId, credentialsWriterRole.id)
+  properties: {
+    roleDefinitionId: credentialsWriterRole.id
+    principalId: functionsPrincipalId
+    scope: credentialsScope
   }
 }
 
@@ -197,15 +293,40 @@ resource connectorJobsSender 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-// Cosmos DB Built-in Data Contributor: the connector patches twins on register and notify, keeps its
-// registrations, and reads the jobs waiting for a woken queue-mode device.
-resource connectorCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+// Cosmos DB Built-in Data Contributor, on the twins, jobs and registrations containers only: the connector
+// patches twins on register and notify, keeps its registrations, and reads the jobs waiting for a woken
+// queue-mode device.
+resource connectorCosmosDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = [
+  for container in connectorDataContainers: {
+    parent: cosmosAccount
+    name: guid('${cosmosContainerScope}/${container}', connectorPrincipalId, cosmosDataContributorRole)
+    properties: {
+      roleDefinitionId: '${cosmosAccount.id}/sqlRoleDefinitions/${cosmosDataContributorRole}'
+      principalId: connectorPrincipalId
+      scope: '${cosmosContainerScope}/${container}'
+    }
+  }
+]
+
+// lwm2m-twins metadata reader (custom, no data): the connector's SDK reads database and container metadata.
+resource connectorCosmosMetadataReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
   parent: cosmosAccount
-  name: guid(cosmosAccount.id, connectorPrincipalId, cosmosDataContributorRole)
+  name: guid(cosmosAccount.id, connectorPrincipalId, cosmosMetadataReaderRole.id)
   properties: {
-    roleDefinitionId: '${cosmosAccount.id}/sqlRoleDefinitions/${cosmosDataContributorRole}'
+    roleDefinitionId: cosmosMetadataReaderRole.id
     principalId: connectorPrincipalId
     scope: cosmosAccount.id
+  }
+}
+
+// lwm2m-twins credentials reader (custom): the connector's credential cache (point reads, change feed).
+resource connectorCredentialsReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+  parent: cosmosAccount
+  name: guid(credentialsScope, connectorPrincipalId, credentialsReaderRole.id)
+  properties: {
+    roleDefinitionId: credentialsReaderRole.id
+    principalId: connectorPrincipalId
+    scope: credentialsScope
   }
 }
 
@@ -220,12 +341,26 @@ resource deployerKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@20
   }
 }
 
-// Cosmos DB Built-in Data Reader: the deploying person can look at twins (Data Explorer, SDK).
-resource deployerCosmosDataReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = if (hasDeployer) {
+// Cosmos DB Built-in Data Reader, on the twins, jobs and registrations containers only: the deploying person can
+// look at twins (Data Explorer, SDK), never at device keys.
+resource deployerCosmosDataReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = [
+  for container in deployerDataContainers: if (hasDeployer) {
+    parent: cosmosAccount
+    name: guid('${cosmosContainerScope}/${container}', deployerPrincipalId, cosmosDataReaderRole)
+    properties: {
+      roleDefinitionId: '${cosmosAccount.id}/sqlRoleDefinitions/${cosmosDataReaderRole}'
+      principalId: deployerPrincipalId
+      scope: '${cosmosContainerScope}/${container}'
+    }
+  }
+]
+
+// lwm2m-twins metadata reader (custom, no data): the deploying person's Data Explorer lists databases and containers.
+resource deployerCosmosMetadataReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = if (hasDeployer) {
   parent: cosmosAccount
-  name: guid(cosmosAccount.id, deployerPrincipalId, cosmosDataReaderRole)
+  name: guid(cosmosAccount.id, deployerPrincipalId, cosmosMetadataReaderRole.id)
   properties: {
-    roleDefinitionId: '${cosmosAccount.id}/sqlRoleDefinitions/${cosmosDataReaderRole}'
+    roleDefinitionId: cosmosMetadataReaderRole.id
     principalId: deployerPrincipalId
     scope: cosmosAccount.id
   }
