@@ -1,6 +1,7 @@
 /**
- * The device operations the internal API exposes (LwM2M Device Management interface, Core §6.3): Read, Write
- * (text/plain), Execute, on the device's current registration, over the endpoint it registered through.
+ * The device operations the internal API exposes (LwM2M Device Management interface, Core §6.3): Read (with the
+ * Accept option `acceptFor` picks from the registration), Write (text/plain), Execute, on the device's current
+ * registration, over the endpoint it registered through.
  *
  * Errors are `TwinError`s with the stable codes of shared/errors.ts, which the internal API sends as problem
  * documents: DeviceNotConnected (no registration here, or it ended during the request), DeviceTimeout (no answer
@@ -26,8 +27,9 @@ import {
   readUintOption,
   uintOption,
 } from './coap/coapMessage';
+import { acceptFor } from './lwm2m/acceptFor';
 import { ContentFormat, decodePropertyValue, encodeTextValue } from './lwm2m/contentFormat';
-import { resourcePath } from './lwm2m/resourcePath';
+import { devicePath, resourcePath } from './lwm2m/resourcePath';
 import { AwakeTracker } from './queueMode';
 import { Registration } from './registration/registration';
 import { RegistrationRegistry } from './registration/registrationRegistry';
@@ -58,13 +60,17 @@ export class DeviceRequests {
 
   async read(deviceId: string, entry: CatalogEntry, timeoutMs: number): Promise<DeviceReadResult> {
     const registration = this.registrationOf(deviceId);
-    const request: OutgoingRequest = { code: Code.GET, options: resourcePath(registration, entry) };
+    const request: OutgoingRequest = {
+      code: Code.GET,
+      options: [...resourcePath(registration, entry), uintOption(OptionNumber.ACCEPT, acceptFor(registration))],
+    };
     const response = await this.send(registration, request, timeoutMs);
     this.expectSuccess(deviceId, entry, response);
     const time = new Date(this.options.now()).toISOString();
     try {
       const format = readUintOption(response, OptionNumber.CONTENT_FORMAT);
-      return { value: decodePropertyValue(entry, format, response.payload), time, registrationId: registration.id };
+      const value = decodePropertyValue(entry, format, response.payload, devicePath(registration, entry));
+      return { value, time, registrationId: registration.id };
     } catch (error) {
       throw new TwinError(
         'DeviceRejected',

@@ -7,19 +7,25 @@
  * - `deviceRequests`: Read, Write, Execute for the internal API;
  * - `twinSync`: every twin write, from registration events and observed values.
  *
+ * - `send/`: LwM2M 1.1 Send (`POST /dp`).
+ *
  * This file adds the CoAP side of the registration interface (`/rd`, Uri-Query, link-format payload, response codes)
- * and the rules that tie the parts together: a Register's twin is connected before its resources are observed; an
- * Update re-observes what is not observed yet; a registration whose twin no longer belongs to it ends.
+ * and of Send, and the rules that tie the parts together: a Register's twin is connected before its resources are
+ * observed; an Update re-observes what is not observed yet; an Update from a new address moves the device's CoAP
+ * state there and observes everything anew (its old observations may have met RST), as does a notification from a
+ * registered address that matches no observation; of several Server object instances, the one whose Short Server
+ * ID is this server's is read once; a registration whose twin no longer belongs to it ends.
  */
 import { CatalogEntry, ObservationDefaults, TWIN_PROPERTIES } from '../shared/catalog';
 import { DEVICE_ID_PATTERN } from '../shared/deviceId';
 import { announcedProperties } from '../shared/twin';
 import { TwinStore } from '../shared/twinStore';
-import { CoapEndpoint, Peer, ResponseSpec, peerKey } from './coap/coapEndpoint';
+import { CoapEndpoint, CoapTimeoutError, Peer, ResponseSpec, peerKey } from './coap/coapEndpoint';
 import {
   CoapMessage,
   Code,
   OptionNumber,
+  isSuccessCode,
   readStringOptions,
   readUintOption,
   stringOption,
@@ -29,18 +35,22 @@ import {
 import { DeviceRequests } from './deviceRequests';
 import { EventSink } from './eventQueue';
 import { Logger, ThrottledWarnings } from './logger';
-import { ContentFormat } from './lwm2m/contentFormat';
+import { acceptFor } from './lwm2m/acceptFor';
+import { ContentFormat, decodePayload } from './lwm2m/contentFormat';
 import { RegistrationLinks, parseLinkFormat, registrationLinks } from './lwm2m/linkFormat';
 import { Lwm2mPayloadError } from './lwm2m/lwm2mPayloadError';
 import { UnsupportedVersionError, parseRegisterParams, parseUpdateParams } from './lwm2m/registrationParams';
+import { SERVER_OBJECT_ID, catalogObjects, serverInstanceCandidates } from './lwm2m/resourcePath';
+import { tlvInteger } from './lwm2m/tlv';
 import { ObservationService } from './observation/observationService';
 import { AwakeTracker, isQueueMode } from './queueMode';
 import { ReadingsSink, ReadingsWriter } from './readingsWriter';
 import { ProvisioningGate } from './registration/provisioningGate';
-import { Registration, TransportName } from './registration/registration';
+import { DeviceAddress, Registration, TransportName, addressKey } from './registration/registration';
 import { EndCause, RegistrationHandler, RegistrationResponse } from './registration/registrationHandler';
 import { RegistrationRegistry } from './registration/registrationRegistry';
 import { RegistrationStore } from './registration/registrationStore';
+import { SendHandler } from './send/sendHandler';
 import { TwinSync } from './twinSync';
 
 export interface Lwm2mServerOptions {
@@ -57,6 +67,11 @@ export interface Lwm2mServerOptions {
   observation: ObservationDefaults;
   /** Bound on each request the server itself sends (write-attributes, observe), ms. */
   deviceTimeoutMs: number;
+  /**
+   * This server's Short Server ID on devices (`/1/x/0`): picks this server's instance of a device with several Server
+   * object instances. Absent: the lowest instance.
+   */
+  shortServerId?: number;
   /** How long a queue-mode device stays reachable after its last message, ms (`Connector__awakeWindowSeconds`). */
   awakeWindowMs: number;
   /**
@@ -68,6 +83,10 @@ export interface Lwm2mServerOptions {
 
 /** The registration interface's path (`/rd`). */
 const REGISTRATION_PATH = 'rd';
+/** The Send operation's path (`/dp`, LwM2M 1.1). */
+const SEND_PATH = 'dp';
+/** Resource 0 of the Server object: the Short Server ID. */
+const SHORT_SERVER_ID_RESOURCE = 0;
 
 const text = (message: string) => Buffer.from(message, 'utf8');
 
@@ -81,11 +100,12 @@ export class Lwm2mServer {
   private readonly twins: TwinSync;
   private readonly awake: AwakeTracker;
   private readonly onDeviceAwake?: (deviceId: string) => void;
+  private readonly sends: SendHandler;
   private readonly endpoints = new Map<TransportName, CoapEndpoint>();
   private readonly warnings: ThrottledWarnings;
   private closing = false;
 
-  constructor(options: Lwm2mServerOptions) {
+  constructor(private readonly options: Lwm2mServerOptions) {
     const { log, now } = options;
     this.warnings = new ThrottledWarnings(log, now);
     const endpointFor = (registration: Registration) => this.endpoint(registration.transport);
@@ -135,16 +155,18 @@ export class Lwm2mServer {
       now,
       listener: {
         registered: (registration) => {
-          const announced = announcedEntries(registration);
-          void this.twins.registered(registration, announced).then(() => {
+          void this.findServerInstance(registration).then(async () => {
+            const announced = announcedEntries(registration);
+            await this.twins.registered(registration, announced);
             this.deviceAwake(registration);
-            return this.observations.observe(registration, announced);
+            await this.observations.observe(registration, announced);
           });
         },
         restored: (registration) => this.observations.restore(registration),
         updated: (registration, change) => {
           void this.twins.renewed(registration).then(() => this.deviceAwake(registration));
-          this.updateObservations(registration, change.objectsChanged);
+          if (change.previousAddress) this.deviceMoved(registration, change.previousAddress);
+          else void this.updateObservations(registration, change.objectsChanged);
         },
         ended: (registration, cause, at) => this.registrationEnded(registration, cause, at),
       },
@@ -156,6 +178,7 @@ export class Lwm2mServer {
       closing: () => this.closing,
       awake: this.awake,
     });
+    this.sends = new SendHandler({ listener: this.twins, log, now });
   }
 
   /**
@@ -178,6 +201,7 @@ export class Lwm2mServer {
   handleRequest(transport: TransportName) {
     return async (request: CoapMessage, peer: Peer): Promise<ResponseSpec> => {
       const path = uriPath(request);
+      if (path[0] === SEND_PATH && path.length === 1) return this.send(transport, request, peer);
       if (path[0] !== REGISTRATION_PATH || path.length > 2) {
         return { code: Code.NOT_FOUND, payload: text(`no resource /${path.join('/')}`) };
       }
@@ -213,6 +237,18 @@ export class Lwm2mServer {
         }
         throw error;
       }
+    };
+  }
+
+  /**
+   * A notification on a CoAP endpoint that matched no observation (its `onUnmatchedNotification`): from a registered
+   * device's address, the device observes in a context the connector lost, so its observations are made anew.
+   */
+  unmatchedNotification(transport: TransportName) {
+    return (peer: Peer, handle: number): void => {
+      const registration = this.registry.forAddress(transport, peer);
+      if (!registration || this.closing) return;
+      this.observations.unknownNotification(registration, handle, announcedEntries(registration));
     };
   }
 
@@ -280,6 +316,112 @@ export class Lwm2mServer {
     }
   }
 
+  /** `POST /dp` (LwM2M 1.1 Send): from the address of a registered device only (Leshan: 4.00 otherwise). */
+  private send(transport: TransportName, request: CoapMessage, peer: Peer): ResponseSpec {
+    if (request.code !== Code.POST) return { code: Code.METHOD_NOT_ALLOWED };
+    if (this.closing) return { code: Code.SERVICE_UNAVAILABLE, payload: text('the server is shutting down') };
+    const registration = this.registry.forAddress(transport, peer);
+    if (!registration) {
+      this.warnings.warn('Send refused: no registration from this address', { peer: peerKey(peer) });
+      return { code: Code.BAD_REQUEST, payload: text('no registration from this address: register first') };
+    }
+    const format = readUintOption(request, OptionNumber.CONTENT_FORMAT);
+    const outcome = this.sends.handle(registration, format, request.payload);
+    switch (outcome.kind) {
+      case 'changed':
+        return { code: Code.CHANGED };
+      case 'malformed':
+        return { code: Code.BAD_REQUEST, payload: text(outcome.detail) };
+      case 'unsupportedFormat':
+        return { code: Code.UNSUPPORTED_CONTENT_FORMAT, payload: text(outcome.detail) };
+    }
+  }
+
+  /**
+   * The device's Update came from a new address (NAT rebinding, a new port): its CoAP state follows it, and its
+   * observations are made anew (notifications it sent from there before the Update met RST, so it may have cancelled
+   * them); its twin turns fresh again with the observe responses.
+   */
+  private deviceMoved(registration: Registration, from: DeviceAddress): void {
+    this.endpoint(registration.transport).movePeer(from, registration.address);
+    this.options.log.info('device moved; observing again', {
+      endpoint: registration.endpoint,
+      registrationId: registration.id,
+      from: addressKey(from),
+      to: addressKey(registration.address),
+    });
+    void this.findServerInstance(registration).then(async () => {
+      const announced = announcedEntries(registration);
+      const missing = announced.filter((entry) => registration.observations[entry.name] === undefined);
+      if (missing.length > 0) await this.twins.propertiesAdded(registration, missing);
+      await this.observations.reobserve(registration, announced);
+    });
+  }
+
+  /**
+   * Settles which Server object instance is this server's when the device announced several and none was chosen
+   * yet: reads each one's Short Server ID (`/1/x/0`) once, the first alone until the device answers, and keeps the
+   * one that matches `shortServerId` (else, or when the device does not answer, the lowest). Never rejects.
+   */
+  private async findServerInstance(registration: Registration): Promise<void> {
+    const candidates = serverInstanceCandidates(registration.objects);
+    if (registration.serverInstanceId !== undefined || candidates.length < 2) return;
+    const wanted = this.options.shortServerId;
+    let chosen = candidates[0];
+    if (wanted !== undefined) {
+      for (const instanceId of candidates) {
+        const shortServerId = await this.readShortServerId(registration, instanceId);
+        if (shortServerId === wanted) {
+          chosen = instanceId;
+          break;
+        }
+        if (shortServerId === 'silent') break;
+      }
+    }
+    if (!this.registry.holds(registration)) return;
+    registration.serverInstanceId = chosen;
+    this.registrations.save(registration);
+    this.options.log.info('Server object instance chosen', {
+      endpoint: registration.endpoint,
+      candidates: candidates.join(','),
+      serverInstanceId: chosen,
+    });
+  }
+
+  /** `/1/{instanceId}/0` on the device, or 'silent' (no answer) or undefined (refused, unreadable). */
+  private async readShortServerId(
+    registration: Registration,
+    instanceId: number,
+  ): Promise<number | 'silent' | undefined> {
+    const devicePath = `/${SERVER_OBJECT_ID}/${instanceId}/${SHORT_SERVER_ID_RESOURCE}`;
+    const segments = [
+      ...(registration.rootPath === '' ? [] : registration.rootPath.split('/')),
+      ...devicePath.split('/').slice(1),
+    ];
+    try {
+      const response = await this.endpoint(registration.transport).request(
+        registration.address,
+        {
+          code: Code.GET,
+          options: [
+            ...segments.map((segment) => stringOption(OptionNumber.URI_PATH, segment)),
+            uintOption(OptionNumber.ACCEPT, acceptFor(registration)),
+          ],
+        },
+        { timeoutMs: this.options.deviceTimeoutMs },
+      );
+      if (!isSuccessCode(response.code)) return undefined;
+      const format = readUintOption(response, OptionNumber.CONTENT_FORMAT);
+      const found = decodePayload(format, response.payload, devicePath).find((v) => v.path === devicePath)?.value;
+      if (found?.type === 'number') return found.number;
+      if (found?.type === 'text') return Number(found.text);
+      if (found?.type === 'bytes') return tlvInteger(found.bytes);
+      return undefined;
+    } catch (error) {
+      return error instanceof CoapTimeoutError ? 'silent' : undefined;
+    }
+  }
+
   /** After a queue-mode device's Register or Update reached its twin: its waiting jobs may run. */
   private deviceAwake(registration: Registration): void {
     if (this.closing || !isQueueMode(registration.binding) || !this.registry.holds(registration)) return;
@@ -293,7 +435,8 @@ export class Lwm2mServer {
   }
 
   /** After an Update: cancel what the device no longer announces; observe what it announces and is not observed. */
-  private updateObservations(registration: Registration, objectsChanged: boolean): void {
+  private async updateObservations(registration: Registration, objectsChanged: boolean): Promise<void> {
+    if (objectsChanged) await this.findServerInstance(registration);
     const announced = announcedEntries(registration);
     if (objectsChanged) {
       const names = new Set(announced.map((entry) => entry.name));
@@ -303,7 +446,8 @@ export class Lwm2mServer {
     }
     const missing = announced.filter((entry) => registration.observations[entry.name] === undefined);
     if (missing.length === 0) return;
-    void this.twins.propertiesAdded(registration, missing).then(() => this.observations.observe(registration, missing));
+    await this.twins.propertiesAdded(registration, missing);
+    await this.observations.observe(registration, missing);
   }
 
   private registrationEnded(registration: Registration, cause: EndCause, at: number): void {
@@ -314,8 +458,9 @@ export class Lwm2mServer {
   }
 }
 
+/** The catalog properties the registration announces (its own Server object instance seen as `/1/0`). */
 function announcedEntries(registration: Registration): CatalogEntry[] {
-  return announcedProperties(TWIN_PROPERTIES, registration.objects);
+  return announcedProperties(TWIN_PROPERTIES, catalogObjects(registration, registration.objects));
 }
 
 function parseLinks(request: CoapMessage): RegistrationLinks {

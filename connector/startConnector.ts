@@ -108,6 +108,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     log,
     now,
     onRequest: lwm2m.handleRequest('coap'),
+    onUnmatchedNotification: lwm2m.unmatchedNotification('coap'),
   });
   // Synchronously after the bind: the endpoint delivers no datagram before the stored observations are back.
   lwm2m.attach('coap', endpoint);

@@ -4,8 +4,9 @@
  * - Connection changes (registered, renewed, disconnected, a property unsupported) run one after another per device,
  *   in the order they happened (a quick register-deregister never ends "connected"), each retried on transient store
  *   errors; the pure rules are in `twinConnection.ts`. deviceConnected / deviceDisconnected events follow the write.
- * - Values go to the `ReadingsWriter` as readings bound to their registration (`Reading.registrationId`), with
- *   strictly increasing times per registration.
+ * - Values go to the `ReadingsWriter` as readings bound to their registration (`Reading.registrationId`): observed
+ *   ones with strictly increasing arrival times per registration, Send records with the time the device gave them
+ *   (never later than their arrival, so a device clock running ahead cannot hold a property against newer values).
  */
 import { CatalogEntry, ObservationDefaults, PropertyValue } from '../shared/catalog';
 import { TwinDocument } from '../shared/twin';
@@ -106,6 +107,21 @@ export class TwinSync implements ObservationListener {
       value,
       time: this.iso(time),
       source: 'notify',
+      registrationId: registration.id,
+    });
+  }
+
+  /**
+   * A Send record (`POST /dp`) of `entry`: `measuredAt` is its SenML time, ms (absent: its arrival). Like notifies,
+   * the store keeps it only while it is newer than the twin's value.
+   */
+  onSent(registration: Registration, entry: CatalogEntry, value: PropertyValue, measuredAt?: number): void {
+    const now = this.options.now();
+    this.options.writer.add(registration.endpoint, {
+      name: entry.name,
+      value,
+      time: this.iso(Math.min(measuredAt ?? now, now)),
+      source: 'send',
       registrationId: registration.id,
     });
   }

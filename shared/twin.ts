@@ -44,7 +44,8 @@ export interface Connection {
   connectorUrl?: string;
 }
 
-export type PropertySource = 'notify' | 'deepRead';
+/** How a value reached the twin: a notification, a deep read's answer, or an LwM2M 1.1 Send (`POST /dp`). */
+export type PropertySource = 'notify' | 'deepRead' | 'send';
 export type StaleReason = 'missedNotify' | 'disconnected';
 
 export interface DeviceProperty {
@@ -98,12 +99,15 @@ export interface TwinDocument {
 export interface Reading {
   name: string;
   value: PropertyValue;
-  /** When the server received it (ISO). Orders readings: an older one never overwrites a newer one. */
+  /**
+   * When the server received it (ISO), or for a Send record the time the device gave it (never later than its
+   * arrival). Orders readings: an older one never overwrites a newer one.
+   */
   time: string;
   source: PropertySource;
   /**
-   * The registration that produced it (notify): then it is written only while the twin is connected through that
-   * registration, so a reading from an ended or replaced registration, or one for a device deprovisioned and
+   * The registration that produced it (notify, Send): then it is written only while the twin is connected through
+   * that registration, so a reading from an ended or replaced registration, or one for a device deprovisioned and
    * provisioned again, is refused. Absent for readings that need no registration (a deep read's answer).
    */
   registrationId?: string;

@@ -163,6 +163,12 @@ export interface EndpointDependencies {
   log: Logger;
   now: () => number;
   onRequest: RequestHandler;
+  /**
+   * A notification (a CON or NON response) from `peer` matched none of its observations and got RST; `handle` is its
+   * token as an observation handle (NaN when not 4 bytes). Lets the server notice a device observing in a context
+   * it lost (default: nothing).
+   */
+  onUnmatchedNotification?: (peer: Peer, handle: ObservationHandle) => void;
 }
 
 /** Requests remembered for deduplication at most; the oldest are forgotten first beyond this. */
@@ -584,6 +590,7 @@ export class CoapEndpoint {
     if (!state || !entry || entry.state !== state) {
       // Nobody waits for it (for example a cancelled observation): reject it (RFC 7641 §3.6).
       this.sendReset(peer, message.messageId);
+      this.deps.onUnmatchedNotification?.(peer, observationHandle(message));
       return;
     }
     if (message.type === MessageType.CON) this.send(peer, encodeEmpty(MessageType.ACK, message.messageId));

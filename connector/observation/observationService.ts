@@ -8,8 +8,12 @@
  *   answer is observed again when it next sends an Update (`observe` skips what is already observed).
  * - Each established observation's token is recorded in `registration.observations` (then `onObservationsChanged`
  *   lets the registration be stored), so a restarted connector accepts the device's notifications (`restore`).
- * - Values (the observe response and every notification) reach the `ObservationListener` decoded and checked against
- *   the catalog; an unreadable one is logged and dropped. Failures are logged, never thrown.
+ * - Observe carries an Accept option chosen from what the device announced (`acceptFor`); values (the observe
+ *   response and every notification, in any format the connector decodes) reach the `ObservationListener` decoded
+ *   and checked against the catalog; an unreadable one is logged and dropped. Failures are logged, never thrown.
+ * - `reobserve` replaces every observation of a registration by a new one (the device moved, or it notifies from a
+ *   context the connector does not know): at most once per `REOBSERVE_INTERVAL_MS` per registration, and never for
+ *   a token the connector itself retired, so late notifications on old tokens cannot start a loop.
  */
 import { CatalogEntry, ObservationDefaults, PropertyValue, findProperty, observationFor } from '../../shared/catalog';
 import {
@@ -29,9 +33,11 @@ import {
   isSuccessCode,
   readUintOption,
   stringOption,
+  uintOption,
 } from '../coap/coapMessage';
+import { acceptFor } from '../lwm2m/acceptFor';
 import { decodePropertyValue } from '../lwm2m/contentFormat';
-import { resourcePath } from '../lwm2m/resourcePath';
+import { devicePath, resourcePath } from '../lwm2m/resourcePath';
 import { Logger, ThrottledWarnings } from '../logger';
 import { Registration } from '../registration/registration';
 import { RegistrationRegistry } from '../registration/registrationRegistry';
@@ -60,8 +66,19 @@ export interface ObservationServiceOptions {
 
 type Outcome = 'answered' | 'silent' | 'ended';
 
+/** Shortest time between two re-observations of one registration triggered by unknown notifications, ms. */
+export const REOBSERVE_INTERVAL_MS = 30_000;
+/** Retired tokens remembered per registration (late notifications on them get RST without a re-observation). */
+const MAX_RETIRED_TOKENS = 64;
+
+interface ReobserveState {
+  lastAt: number;
+  retired: number[];
+}
+
 export class ObservationService {
   private readonly warnings: ThrottledWarnings;
+  private readonly reobserving = new WeakMap<Registration, ReobserveState>();
 
   constructor(private readonly options: ObservationServiceOptions) {
     this.warnings = new ThrottledWarnings(options.log, options.now);
@@ -100,12 +117,45 @@ export class ObservationService {
   /** Stops observing `names` (an Update removed their objects); the device's next notification gets RST. */
   cancel(registration: Registration, names: readonly string[]): void {
     const coap = this.options.endpointFor(registration);
+    const state = this.reobserveState(registration);
     for (const name of names) {
       const token = registration.observations[name];
       if (token === undefined) continue;
       coap.cancelObservation(token);
       delete registration.observations[name];
+      state.retired.push(token);
     }
+    if (state.retired.length > MAX_RETIRED_TOKENS) state.retired.splice(0, state.retired.length - MAX_RETIRED_TOKENS);
+  }
+
+  /**
+   * Cancels every observation of `registration` and observes `entries` anew (the device moved to a new address: it
+   * may have cancelled its observations after their notifications got RST). Resolves when the exchanges ended.
+   */
+  reobserve(registration: Registration, entries: readonly CatalogEntry[]): Promise<void> {
+    this.reobserveState(registration).lastAt = this.options.now();
+    const names = Object.keys(registration.observations);
+    this.cancel(registration, names);
+    if (names.length > 0) this.options.onObservationsChanged(registration);
+    return this.observe(registration, entries);
+  }
+
+  /**
+   * A notification from `registration`'s address with a token that is not one of its live observations (`handle`):
+   * the device observes in a context the connector lost. Re-observes `entries`, unless the token is one this
+   * connector retired or the registration was re-observed less than `REOBSERVE_INTERVAL_MS` ago. Returns whether it
+   * re-observes.
+   */
+  unknownNotification(registration: Registration, handle: number, entries: readonly CatalogEntry[]): boolean {
+    const state = this.reobserveState(registration);
+    if (state.retired.includes(handle)) return false;
+    if (this.options.now() - state.lastAt < REOBSERVE_INTERVAL_MS) return false;
+    this.options.log.info('notification from an unknown context; observing again', {
+      endpoint: registration.endpoint,
+      registrationId: registration.id,
+    });
+    void this.reobserve(registration, entries);
+    return true;
   }
 
   /** Write-Attributes then Observe for one resource. */
@@ -134,7 +184,10 @@ export class ObservationService {
       const listener = this.listenerFor(registration, entry);
       const response = await this.send(
         registration,
-        { code: Code.GET, options: [observeOption(true), ...path] },
+        {
+          code: Code.GET,
+          options: [observeOption(true), ...path, uintOption(OptionNumber.ACCEPT, acceptFor(registration))],
+        },
         listener,
       );
       const observing = isSuccessCode(response.code) && readUintOption(response, OptionNumber.OBSERVE) !== undefined;
@@ -202,7 +255,12 @@ export class ObservationService {
   private takeValue(registration: Registration, entry: CatalogEntry, message: CoapMessage): void {
     let value: PropertyValue;
     try {
-      value = decodePropertyValue(entry, readUintOption(message, OptionNumber.CONTENT_FORMAT), message.payload);
+      value = decodePropertyValue(
+        entry,
+        readUintOption(message, OptionNumber.CONTENT_FORMAT),
+        message.payload,
+        devicePath(registration, entry),
+      );
     } catch (error) {
       this.warnings.warn('dropped unreadable notification', {
         endpoint: registration.endpoint,
@@ -212,6 +270,15 @@ export class ObservationService {
       return;
     }
     this.options.listener.onValue(registration, entry, value);
+  }
+
+  private reobserveState(registration: Registration): ReobserveState {
+    let state = this.reobserving.get(registration);
+    if (!state) {
+      state = { lastAt: Number.NEGATIVE_INFINITY, retired: [] };
+      this.reobserving.set(registration, state);
+    }
+    return state;
   }
 
   private listenerFor(registration: Registration, entry: CatalogEntry): NotificationListener {

@@ -28,6 +28,16 @@ export interface Registration {
   /** Alternate root path ('' for `/`). */
   rootPath: string;
   objects: ObjectLink[];
+  /**
+   * The content formats the device announced with `ct=` on its root link, in its order (absent: none announced);
+   * `acceptFor` picks the Accept option of reads and observes from them and `lwm2mVersion`.
+   */
+  contentFormats?: number[];
+  /**
+   * The instance of the LwM2M Server object (1) that describes this server on the device (`/1/x`): the catalog's
+   * `/1/0/...` properties are read and observed there. Absent until known: then `/1/0`.
+   */
+  serverInstanceId?: number;
   /** ms since the epoch. */
   readonly registeredAt: number;
   /** Last Register or Update, ms. */

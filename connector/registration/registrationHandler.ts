@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '../logger';
 import { RegistrationLinks } from '../lwm2m/linkFormat';
+import { serverInstanceCandidates } from '../lwm2m/resourcePath';
 import { Authorization } from './provisioningGate';
 import { DeviceAddress, Registration, TransportName, addressKey } from './registration';
 import { RegistrationRegistry } from './registrationRegistry';
@@ -61,7 +62,11 @@ export interface RegistrationListener {
   registered(registration: Registration): void;
   /** A registration loaded from the store at start, still within its lifetime. */
   restored(registration: Registration): void;
-  updated(registration: Registration, change: { addressChanged: boolean; objectsChanged: boolean }): void;
+  /** `previousAddress`: where the device was before, when this Update came from a new address. */
+  updated(
+    registration: Registration,
+    change: { addressChanged: boolean; objectsChanged: boolean; previousAddress?: DeviceAddress },
+  ): void;
   /** The registration is no longer held; `at` is when it ended (its expiry time for an expiry), ms. */
   ended(registration: Registration, cause: EndCause, at: number): void;
 }
@@ -111,6 +116,7 @@ export class RegistrationHandler {
       lwm2mVersion: request.lwm2mVersion,
       rootPath: request.links.rootPath,
       objects: request.links.objects,
+      ...linkDetails(request.links),
       registeredAt: now,
       updatedAt: now,
       expiresAt: now + request.lifetime * 1000,
@@ -136,18 +142,30 @@ export class RegistrationHandler {
     if (!registration) return { kind: 'notFound', detail: `no registration ${request.registrationId}` };
     const now = this.options.now();
     // NAT rebinding or a new address: requests follow the client to where its Update came from.
-    const addressChanged = addressKey(request.source) !== addressKey(registration.address);
-    if (addressChanged) registration.address = request.source;
+    const previousAddress = registration.address;
+    const addressChanged = addressKey(request.source) !== addressKey(previousAddress);
+    if (addressChanged) this.options.registry.move(registration, request.source);
     if (request.lifetime !== undefined) registration.lifetime = request.lifetime;
     if (request.binding !== undefined) registration.binding = request.binding;
     if (request.links) {
       registration.objects = request.links.objects;
       registration.rootPath = request.links.rootPath;
+      const { contentFormats, serverInstanceId } = linkDetails(request.links);
+      registration.contentFormats = contentFormats;
+      const candidates = serverInstanceCandidates(request.links.objects);
+      // A known instance stays while the device still announces it (it may have been chosen among several).
+      if (serverInstanceId !== undefined || !candidates.includes(registration.serverInstanceId ?? -1)) {
+        registration.serverInstanceId = serverInstanceId;
+      }
     }
     registration.updatedAt = now;
     this.options.registry.renew(registration, now + registration.lifetime * 1000);
     this.save(registration);
-    this.options.listener.updated(registration, { addressChanged, objectsChanged: request.links !== undefined });
+    this.options.listener.updated(registration, {
+      addressChanged,
+      objectsChanged: request.links !== undefined,
+      ...(addressChanged && { previousAddress }),
+    });
     return { kind: 'changed' };
   }
 
@@ -252,4 +270,16 @@ export class RegistrationHandler {
       if (this.writes.get(endpoint) === next) this.writes.delete(endpoint);
     });
   }
+}
+
+/**
+ * What a registration keeps from its links besides the objects: the announced content formats, and the Server
+ * object instance when the device has exactly one (with several, the server picks its own after registering).
+ */
+function linkDetails(links: RegistrationLinks): { contentFormats?: number[]; serverInstanceId?: number } {
+  const candidates = serverInstanceCandidates(links.objects);
+  return {
+    ...(links.contentFormats !== undefined && { contentFormats: [...links.contentFormats] }),
+    ...(candidates.length === 1 && { serverInstanceId: candidates[0] }),
+  };
 }

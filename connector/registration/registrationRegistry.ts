@@ -1,9 +1,10 @@
 /**
  * The registrations this connector instance holds, in memory (the hot path's index; a `RegistrationStore` keeps
- * them durable), by registration id and by endpoint name, with their expiry times in one min-heap: finding the
- * registrations whose lifetime ran out costs O(expired * log n), with no timer per device. An Update pushes a new heap entry; the superseded one is discarded when it surfaces.
+ * them durable), by registration id, by endpoint name and by address (transport and peer: who sent a Send), with
+ * their expiry times in one min-heap: finding the registrations whose lifetime ran out costs O(expired * log n), with
+ * no timer per device. An Update pushes a new heap entry; the superseded one is discarded when it surfaces.
  */
-import { Registration } from './registration';
+import { DeviceAddress, Registration, TransportName, addressKey } from './registration';
 
 interface HeapEntry {
   at: number;
@@ -13,6 +14,7 @@ interface HeapEntry {
 export class RegistrationRegistry {
   private readonly byId = new Map<string, Registration>();
   private readonly byEndpoint = new Map<string, Registration>();
+  private readonly byAddress = new Map<string, Registration>();
   private readonly heap: HeapEntry[] = [];
 
   get size(): number {
@@ -25,6 +27,19 @@ export class RegistrationRegistry {
 
   forEndpoint(endpoint: string): Registration | undefined {
     return this.byEndpoint.get(endpoint);
+  }
+
+  /** The registration whose device is at `address` on `transport` (its last Register or Update came from there). */
+  forAddress(transport: TransportName, address: DeviceAddress): Registration | undefined {
+    return this.byAddress.get(transportAddressKey(transport, address));
+  }
+
+  /** The device moved (an Update from a new address): requests and lookups follow it. */
+  move(registration: Registration, address: DeviceAddress): void {
+    this.unindexAddress(registration);
+    registration.address = address;
+    if (this.holds(registration))
+      this.byAddress.set(transportAddressKey(registration.transport, address), registration);
   }
 
   all(): IterableIterator<Registration> {
@@ -40,6 +55,7 @@ export class RegistrationRegistry {
   add(registration: Registration): void {
     this.byId.set(registration.id, registration);
     this.byEndpoint.set(registration.endpoint, registration);
+    this.byAddress.set(transportAddressKey(registration.transport, registration.address), registration);
     this.push({ at: registration.expiresAt, registration });
   }
 
@@ -52,6 +68,12 @@ export class RegistrationRegistry {
   remove(registration: Registration): void {
     if (this.byId.get(registration.id) === registration) this.byId.delete(registration.id);
     if (this.byEndpoint.get(registration.endpoint) === registration) this.byEndpoint.delete(registration.endpoint);
+    this.unindexAddress(registration);
+  }
+
+  private unindexAddress(registration: Registration): void {
+    const key = transportAddressKey(registration.transport, registration.address);
+    if (this.byAddress.get(key) === registration) this.byAddress.delete(key);
   }
 
   /** Removes and returns the registrations whose expiry time is at or before `now`. */
@@ -100,4 +122,8 @@ export class RegistrationRegistry {
     }
     return top;
   }
+}
+
+function transportAddressKey(transport: TransportName, address: DeviceAddress): string {
+  return `${transport}|${addressKey(address)}`;
 }

@@ -70,9 +70,12 @@ export class TestDevice {
     socket.on('message', (datagram) => this.receive(datagram));
   }
 
-  /** `address`: the loopback address to send from (127.0.0.0/8), to look like another host. */
+  /**
+   * `address`: the loopback address to send from (127.0.0.0/8, to look like another host; `::1` for IPv6, then
+   * `server.host` must be an IPv6 address too).
+   */
   static async start(server: ServerAddress, port = 0, address = '127.0.0.1'): Promise<TestDevice> {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((resolve) => socket.bind(port, address, resolve));
     return new TestDevice(socket, server);
   }
