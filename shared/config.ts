@@ -104,6 +104,16 @@ export interface ConnectorConfig {
   coapPort: number;
   /** `Connector__coapAddress`: address to bind (default `::`, all interfaces). */
   coapAddress: string;
+  /**
+   * `Connector__plainCoapEnabled`: serve plain CoAP on `coapPort` for devices provisioned with `security: none`
+   * (default true; Azure turns it off unless a deployment parameter opens it). Optional for in-process starts.
+   */
+  plainCoapEnabled?: boolean;
+  /**
+   * `Connector__coapsPort`: UDP port of CoAP over DTLS 1.2 with pre-shared keys (5684). Optional for in-process starts
+   * (tests, benchmarks): without it, and without a credential source, no DTLS endpoint runs.
+   */
+  coapsPort?: number;
   /** `Connector__apiPort`: TCP port of the internal HTTP API. */
   apiPort: number;
   /** `Connector__apiUrl`: how the Functions app reaches this instance's internal API. */
@@ -118,16 +128,6 @@ export interface ConnectorConfig {
    * Register/Update. Optional for in-process starts (tests, benchmarks), which get the default.
    */
   awakeWindowSeconds?: number;
-  /**
-   * `Connector__plainCoapEnabled`: serve plain CoAP on `coapPort` for devices provisioned with `security: none`
-   * (default true; Azure turns it off unless a deployment parameter opens it). Optional for in-process starts.
-   */
-  plainCoapEnabled?: boolean;
-  /**
-   * `Connector__coapsPort`: UDP port of CoAP over DTLS 1.2 with pre-shared keys (5684). Optional for in-process starts
-   * (tests, benchmarks): without it, and without a credential source, no DTLS endpoint runs.
-   */
-  coapsPort?: number;
   /** `Observe__<class>__pmin` / `__pmax`: observation attributes per property class, in seconds. */
   observation: ObservationDefaults;
   /** `Connector__apiAddress`: address the internal HTTP API binds (default `::`, all interfaces). */
@@ -174,6 +174,13 @@ function integer(env: Env, name: string, fallback: number, min = 0): number {
   return value;
 }
 
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  throw new ConfigError(`App setting ${name} must be true or false; got "${raw}"`);
+}
+
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
   const value = optional(env, name);
   if (value === undefined) return fallback;
@@ -188,13 +195,6 @@ export function loadCosmosConfig(env: Env): CosmosConfig {
     endpoint: required(env, 'CosmosDb__accountEndpoint'),
     databaseName: optional(env, 'CosmosDb__databaseName') ?? COSMOS_DATABASE_DEFAULT,
     key: optional(env, 'CosmosDb__accountKey'),
-function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = optional(env, name);
-  if (raw === undefined) return fallback;
-  if (raw === 'true' || raw === 'false') return raw === 'true';
-  throw new ConfigError(`App setting ${name} must be true or false; got "${raw}"`);
-}
-
     trustedCertificatePath: optional(env, 'CosmosDb__trustedCertificatePath'),
     managedIdentityClientId: optional(env, 'AZURE_CLIENT_ID'),
   };
@@ -299,6 +299,8 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
     instanceId: optional(env, 'Connector__instanceId') ?? 'connector-0',
     coapPort: integer(env, 'Connector__coapPort', 5683),
     coapAddress: optional(env, 'Connector__coapAddress') ?? '::',
+    plainCoapEnabled: boolean(env, 'Connector__plainCoapEnabled', true),
+    coapsPort: integer(env, 'Connector__coapsPort', 5684),
     apiPort,
     apiUrl: optional(env, 'Connector__apiUrl') ?? `http://127.0.0.1:${apiPort}`,
     apiKey: required(env, 'Connector__apiKey'),
@@ -313,5 +315,3 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
     serviceBusTransport: oneOf(env, 'Connector__serviceBusTransport', SERVICE_BUS_TRANSPORTS, 'amqp'),
   };
 }
-    plainCoapEnabled: boolean(env, 'Connector__plainCoapEnabled', true),
-    coapsPort: integer(env, 'Connector__coapsPort', 5684),

@@ -12,6 +12,7 @@ import {
   findProperty,
   observationFor,
 } from './catalog';
+import { SecurityView } from './deviceCredentials';
 
 export type ConnectionState = 'never' | 'connected' | 'disconnected';
 
@@ -91,6 +92,11 @@ export interface TwinDocument {
   nextStaleAt?: string;
   /** Names of the properties flagged stale, sorted; indexed for `GET /twins?stale=true`. */
   staleProperties: string[];
+  /**
+   * How the device authenticates (shared/deviceCredentials.ts): mode and PSK identity, never the key, which lives in
+   * the `credentials` container alone. Absent on twins provisioned before device security existed.
+   */
+  security?: SecurityView;
   /** Cosmos system property, present on documents read from the store. */
   _etag?: string;
 }
@@ -149,6 +155,13 @@ export function isNewer(reading: Reading, current: DeviceProperty | undefined): 
 
 /** The property after a reading: value, time and source set, stale flag cleared. */
 export function withReading(current: DeviceProperty, reading: Reading): DeviceProperty {
+  return { ...current, ...readingFields(reading), supported: true, stale: false };
+}
+
+/** The property fields a reading sets (besides making it supported and not stale). */
+function readingFields(
+  reading: Reading,
+): Pick<DeviceProperty, 'value' | 'lastUpdatedTime' | 'source' | 'staleSince' | 'staleReason'> {
   return {
     value: reading.value,
     lastUpdatedTime: reading.time,
@@ -158,28 +171,6 @@ export function withReading(current: DeviceProperty, reading: Reading): DevicePr
   };
 }
 
-/**
- * Applies readings (any order, any number per property) to a twin. Readings for properties the twin has no
- * entry for get one with the `observation` defaults' pmin/pmax (for example a deep read before the first
-  return { ...current, ...readingFields(reading), supported: true, stale: false };
-}
-
-/** The property fields a reading sets (besides making it supported and not stale). */
-function readingFields(
-  reading: Reading,
-): Pick<DeviceProperty, 'value' | 'lastUpdatedTime' | 'source' | 'staleSince' | 'staleReason'> {
- * registration).
- * Returns the names that changed, and those of them that were stale before (fresh again); the twin is not
- * modified when none changed.
- */
-export function applyReadings(
-  twin: TwinDocument,
-  readings: readonly Reading[],
-  observation: ObservationDefaults,
-  graceSeconds: number,
-): { twin: TwinDocument; changed: string[]; refreshed: string[]; superseded: boolean } {
-  const deviceProperties = { ...twin.deviceProperties };
-  let superseded = false;
 /**
  * One reading as a partial write, for a store that can write fields in place under a condition (the Cosmos patch).
  * `applyReadings` gives the same twin, except the derived `nextStaleAt` (left earlier: harmless, the sweep finds
@@ -208,6 +199,21 @@ export function readingPatch(reading: Reading): ReadingPatch {
   };
 }
 
+/**
+ * Applies readings (any order, any number per property) to a twin. Readings for properties the twin has no
+ * entry for get one with the `observation` defaults' pmin/pmax (for example a deep read before the first
+ * registration).
+ * Returns the names that changed, and those of them that were stale before (fresh again); the twin is not
+ * modified when none changed.
+ */
+export function applyReadings(
+  twin: TwinDocument,
+  readings: readonly Reading[],
+  observation: ObservationDefaults,
+  graceSeconds: number,
+): { twin: TwinDocument; changed: string[]; refreshed: string[]; superseded: boolean } {
+  const deviceProperties = { ...twin.deviceProperties };
+  let superseded = false;
   const changed = new Set<string>();
   const refreshed = new Set<string>();
   for (const reading of readings) {
@@ -237,6 +243,12 @@ export function readingPatch(reading: Reading): ReadingPatch {
   };
 }
 
+function attributesOf(name: string, observation: ObservationDefaults): ObservationAttributes {
+  const entry = findProperty(name);
+  if (!entry) throw new Error(`reading for unknown property ${name}`);
+  return observationFor(entry, observation);
+}
+
 /** Whether a reading may be written given the registration it came from (see `Reading.registrationId`). */
 export function fromCurrentRegistration(twin: TwinDocument, reading: Reading): boolean {
   if (reading.registrationId === undefined) return true;
@@ -252,12 +264,6 @@ function withActivity(connection: Connection, readings: readonly Reading[]): Con
 }
 
 /** The moment a property turns stale, or undefined when it cannot (unsupported, never observed). */
-function attributesOf(name: string, observation: ObservationDefaults): ObservationAttributes {
-  const entry = findProperty(name);
-  if (!entry) throw new Error(`reading for unknown property ${name}`);
-  return observationFor(entry, observation);
-}
-
 export function staleAt(property: DeviceProperty, graceSeconds: number): string | undefined {
   if (!property.supported) return undefined;
   const from = property.lastUpdatedTime ?? property.observedSince;
