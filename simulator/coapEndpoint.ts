@@ -11,14 +11,18 @@
  * per second is millions of live timers. Unreachability must also drop datagrams both ways, which the
  * `Server`'s `instanceof dgram.Socket` checks keep a wrapper from doing.
  *
+ * The messages travel over a DeviceTransport (deviceTransport.ts): a plain UDP socket, or a DTLS PSK session on one
+ * (dtlsTransport.ts) when the device has credentials.
+ *
  * What it provides: piggybacked responses with deduplication of retransmitted requests (EXCHANGE_LIFETIME),
  * confirmable requests with retransmission and exponential back-off, separate responses, notifications as CON
  * or NON with RST/ACK/timeout matching (RFC 7641 §4.5), a reply RST to CoAP ping, and an "unreachable"
  * switch that drops every datagram in both directions.
  */
 import { randomBytes } from 'crypto';
-import dgram from 'dgram';
 import { generate, parse, ParsedPacket } from 'coap-packet';
+import { DeviceTransport, PskCredentials, RemoteAddress, UdpDeviceTransport } from './deviceTransport';
+import { DtlsDeviceTransport } from './dtlsTransport';
 import {
   ackRandomFactor,
   ackTimeoutMs,
@@ -31,10 +35,7 @@ import {
 } from './protocol';
 import { Scheduler, ScheduledTask } from './scheduler';
 
-export interface RemoteAddress {
-  readonly address: string;
-  readonly port: number;
-}
+export type { RemoteAddress };
 
 export interface IncomingRequest {
   /** Method code, `0.01` GET ... `0.04` DELETE (or any other request code as received). */
@@ -119,7 +120,7 @@ export class CoapExchangeError extends Error {
 export interface CoapEndpointCounters {
   datagramsSent: number;
   datagramsReceived: number;
-  /** Datagrams dropped in either direction while unreachable. */
+  /** Messages dropped in either direction while unreachable, or sent over DTLS while no session is up. */
   datagramsDropped: number;
   /** Received datagrams that were not CoAP and were dropped. */
   malformedDropped: number;
@@ -132,6 +133,14 @@ export interface CoapEndpointOptions {
   readonly type: 'udp4' | 'udp6';
   /** Local address to bind; the port is chosen by the OS. */
   readonly bindAddress: string;
+  /** The LwM2M server; with `security`, the only peer of the endpoint's DTLS session. */
+  readonly server: RemoteAddress;
+  /** Speak coaps:// with this pre-shared key; absent: plain CoAP. */
+  readonly security?: PskCredentials;
+  /** Bound on one DTLS handshake, ms (default DTLS_HANDSHAKE_TIMEOUT_MS). */
+  readonly dtlsHandshakeTimeoutMs?: number;
+  /** DTLS: the server ended the session; no message goes out until `connect`. */
+  readonly onSessionEnd?: (reason: string) => void;
   readonly scheduler: Scheduler;
   /** Answers one request; called once per request (retransmissions get the remembered answer). */
   readonly handleRequest: (request: IncomingRequest) => OutgoingResponse;
@@ -185,8 +194,6 @@ const METHOD_NAMES: Readonly<Record<string, string>> = {
 };
 
 export class CoapEndpoint {
-  /** While true, every datagram in either direction is dropped (counted in `datagramsDropped`). */
-  unreachable = false;
   readonly counters: CoapEndpointCounters = {
     datagramsSent: 0,
     datagramsReceived: 0,
@@ -205,34 +212,54 @@ export class CoapEndpoint {
   private readonly recentNonTokens: Buffer[] = new Array<Buffer>(RECENT_NON_NOTIFICATIONS).fill(EMPTY);
   private recentNonNext = 0;
   private closed = false;
+  private unreachableValue = false;
+  private transport!: DeviceTransport;
 
-  private constructor(
-    private readonly socket: dgram.Socket,
-    private readonly options: CoapEndpointOptions,
-  ) {
-    socket.on('message', (datagram, rinfo) => this.receive(datagram, rinfo));
-    socket.on('error', (error) => options.log(`socket error on port ${this.portOrZero()}: ${error.message}`));
-  }
+  private constructor(private readonly options: CoapEndpointOptions) {}
 
-  /** Binds a new socket on an OS-chosen port. */
-  static open(options: CoapEndpointOptions): Promise<CoapEndpoint> {
-    return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: options.type });
-      const onError = (error: Error) => {
-        socket.close();
-        reject(new Error(`cannot bind a UDP socket on ${options.bindAddress}: ${error.message}`));
-      };
-      socket.once('error', onError);
-      socket.bind(0, options.bindAddress, () => {
-        socket.off('error', onError);
-        resolve(new CoapEndpoint(socket, options));
-      });
-    });
+  /** Binds a new socket on an OS-chosen port (no DTLS handshake yet: see `connect`). */
+  static async open(options: CoapEndpointOptions): Promise<CoapEndpoint> {
+    const endpoint = new CoapEndpoint(options);
+    const transportOptions = {
+      type: options.type,
+      bindAddress: options.bindAddress,
+      server: options.server,
+      receive: (message: Buffer, remote: RemoteAddress) => endpoint.receive(message, remote),
+      onSessionEnd: (reason: string) => options.onSessionEnd?.(reason),
+      log: options.log,
+    };
+    endpoint.transport = options.security
+      ? await DtlsDeviceTransport.open({
+          ...transportOptions,
+          security: options.security,
+          handshakeTimeoutMs: options.dtlsHandshakeTimeoutMs,
+        })
+      : await UdpDeviceTransport.open(transportOptions);
+    return endpoint;
   }
 
   /** The local UDP port. */
   get port(): number {
-    return this.socket.address().port;
+    return this.transport.port;
+  }
+
+  /** While true, every message in either direction is dropped (counted in `datagramsDropped`), DTLS handshakes too. */
+  get unreachable(): boolean {
+    return this.unreachableValue;
+  }
+
+  set unreachable(unreachable: boolean) {
+    this.unreachableValue = unreachable;
+    this.transport.unreachable = unreachable;
+  }
+
+  /**
+   * Readies the path to the server before a request: a DTLS handshake unless a session is up (`fresh`: always a new
+   * one); nothing for plain CoAP. Rejects with the handshake's failure.
+   */
+  connect(options: { fresh?: boolean } = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new CoapExchangeError('endpoint closed'));
+    return this.transport.connect(options);
   }
 
   /**
@@ -359,15 +386,7 @@ export class CoapEndpoint {
     this.confirmablesByMessageId.clear();
     this.notificationConfirmables.clear();
     this.remembered.clear();
-    return new Promise((resolve) => this.socket.close(() => resolve()));
-  }
-
-  private portOrZero(): number {
-    try {
-      return this.socket.address().port;
-    } catch {
-      return 0;
-    }
+    return this.transport.close();
   }
 
   private nextMessageId(): number {
@@ -377,12 +396,11 @@ export class CoapEndpoint {
 
   private send(datagram: Buffer, remote: RemoteAddress): void {
     if (this.closed) return;
-    if (this.unreachable) {
+    if (this.unreachable || !this.transport.send(datagram, remote)) {
       this.counters.datagramsDropped++;
       return;
     }
     this.counters.datagramsSent++;
-    this.socket.send(datagram, remote.port, remote.address);
   }
 
   private sendConfirmable(
@@ -426,21 +444,20 @@ export class CoapEndpoint {
     }
   }
 
-  private receive(datagram: Buffer, rinfo: dgram.RemoteInfo): void {
+  private receive(datagram: Buffer, remote: RemoteAddress): void {
     if (this.closed) return;
     if (this.unreachable) {
       this.counters.datagramsDropped++;
       return;
     }
     this.counters.datagramsReceived++;
-    const remote: RemoteAddress = { address: rinfo.address, port: rinfo.port };
     let packet: ParsedPacket;
     try {
       packet = parseStrictly(datagram);
     } catch (error) {
       this.counters.malformedDropped++;
       this.options.log(
-        `dropped a malformed datagram of ${datagram.length} bytes from ${rinfo.address}:${rinfo.port}: ${message(error)}`,
+        `dropped a malformed datagram of ${datagram.length} bytes from ${remote.address}:${remote.port}: ${message(error)}`,
       );
       return;
     }
@@ -449,7 +466,7 @@ export class CoapEndpoint {
       else if (packet.code.startsWith('0.')) this.receiveRequest(packet, remote);
       else this.receiveResponse(packet, remote);
     } catch (error) {
-      this.options.log(`failed to handle a datagram from ${rinfo.address}:${rinfo.port}: ${message(error)}`);
+      this.options.log(`failed to handle a datagram from ${remote.address}:${remote.port}: ${message(error)}`);
     }
   }
 

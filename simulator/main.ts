@@ -1,9 +1,12 @@
 /**
  * Command line of the LwM2M device simulator:
  *   node dist/simulator/main.js --count 3 --prefix sim- --server 127.0.0.1:5683 --lifetime 60 --pmin 2 --pmax 30
+ *   node dist/simulator/main.js --count 3 --psk-file .local/simulator-psk.json   (coaps:// to 127.0.0.1:5684)
  * Stops on SIGINT/SIGTERM, de-registering every device first (a second signal exits at once).
  */
+import { statSync } from 'fs';
 import { parseArgs } from 'util';
+import { readPskFile } from './pskFile';
 import { SimulatedFleetOptions, startSimulatedFleet } from './simulatedFleet';
 
 const USAGE = `LwM2M device simulator: N devices, each its own UDP endpoint, registering with an LwM2M server.
@@ -13,7 +16,11 @@ Usage: node dist/simulator/main.js [options]
   --count N               number of devices (default 1)
   --prefix TEXT           endpoint name prefix; names are <prefix><nnn> (default sim-)
   --start-index N         number of the first device (default 1)
-  --server HOST:PORT      LwM2M server address (default 127.0.0.1:5683; IPv6 as [::1]:5683)
+  --server HOST:PORT      LwM2M server address (default 127.0.0.1:5683, or 127.0.0.1:5684 with --psk-file;
+                          IPv6 as [::1]:5683)
+  --psk-file PATH         speak coaps:// (DTLS 1.2 PSK): a JSON file of each device's identity and key,
+                          {"sim-001": {"identity": "sim-001", "key": "<hex or base64>"}, ...}; keep it mode 0600
+                          (keys never go on the command line, where ps shows them)
   --lifetime SECONDS      registration lifetime (default 300)
   --pmin SECONDS          pmin that overrides the server's write-attributes (demos)
   --pmax SECONDS          pmax that overrides the server's write-attributes (demos)
@@ -31,6 +38,8 @@ const EXIT_USAGE = 2;
 export interface CommandLine {
   fleet: Omit<SimulatedFleetOptions, 'log'>;
   statusIntervalSeconds: number;
+  /** --psk-file, when given (its entries are in `fleet.psk`). */
+  pskFile?: string;
 }
 
 /** Parses the arguments; throws an Error naming the bad one. Returns undefined for --help. */
@@ -50,6 +59,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine | undefin
       'confirmable-every': { type: 'string' },
       'registrations-per-second': { type: 'string' },
       'status-interval': { type: 'string' },
+      'psk-file': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -59,9 +69,11 @@ export function parseCommandLine(argv: readonly string[]): CommandLine | undefin
     if (!/^\d+(\.\d+)?$/.test(raw)) throw new Error(`--${name} must be a number; got "${raw}"`);
     return Number(raw);
   };
-  const server = parseServer(values.server ?? '127.0.0.1:5683');
+  const pskFile = values['psk-file'];
+  const server = parseServer(values.server ?? (pskFile === undefined ? '127.0.0.1:5683' : '127.0.0.1:5684'));
   return {
     fleet: {
+      psk: pskFile === undefined ? undefined : readPskFile(pskFile),
       count: number('count', values.count) ?? 1,
       prefix: values.prefix,
       startIndex: number('start-index', values['start-index']),
@@ -74,6 +86,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine | undefin
       registrationsPerSecond: number('registrations-per-second', values['registrations-per-second']),
     },
     statusIntervalSeconds: number('status-interval', values['status-interval']) ?? 30,
+    pskFile,
   };
 }
 
@@ -100,6 +113,10 @@ async function main(): Promise<void> {
     return;
   }
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  const pskFile = commandLine.pskFile;
+  if (pskFile !== undefined && (statSync(pskFile).mode & 0o077) !== 0) {
+    log(`warning: the PSK file ${pskFile} is readable by other users; chmod 600 it`);
+  }
   let fleet;
   try {
     fleet = await startSimulatedFleet({ ...commandLine.fleet, log });

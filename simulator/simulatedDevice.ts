@@ -21,6 +21,7 @@ import {
   validateResourceValue,
 } from './deviceResources';
 import { DeviceState, Paths } from './deviceState';
+import { PskCredentials } from './deviceTransport';
 import { ObservationInfo, Observations, SentNotification } from './observations';
 import {
   ContentFormat,
@@ -42,6 +43,10 @@ export interface SimulatedDeviceSettings {
   /** Seeds the device's simulated values. */
   readonly seed: number;
   readonly server: RemoteAddress;
+  /** Speak coaps:// (DTLS 1.2 PSK) with this identity and key; absent: plain CoAP. */
+  readonly security?: PskCredentials;
+  /** Bound on one DTLS handshake, ms (default DTLS_HANDSHAKE_TIMEOUT_MS). */
+  readonly dtlsHandshakeTimeoutMs?: number;
   readonly socketType: 'udp4' | 'udp6';
   readonly bindAddress: string;
   readonly lifetimeSeconds: number;
@@ -212,6 +217,10 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     return {
       type: settings.socketType,
       bindAddress: settings.bindAddress,
+      server: settings.server,
+      security: settings.security,
+      dtlsHandshakeTimeoutMs: settings.dtlsHandshakeTimeoutMs,
+      onSessionEnd: (reason: string) => device()?.sessionEnded(reason),
       scheduler: settings.scheduler,
       handleRequest: (request: IncomingRequest): OutgoingResponse =>
         device()?.serve(request) ?? { code: ResponseCode.INTERNAL_SERVER_ERROR },
@@ -323,6 +332,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     await this.rebooting;
     if (registration && options.deregister !== false) {
       try {
+        await this.coap.connect();
         await this.coap.request(this.settings.server, {
           code: MethodCode.DELETE,
           uriPath: registration.location,
@@ -355,6 +365,9 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     const lifetimeSeconds = this.state.read(Paths.registrationLifetime) as number;
     const binding = this.state.read(Paths.binding) as string;
     try {
+      // A Register starts a new DTLS session (a refused one fails here and is retried with back-off).
+      await coap.connect({ fresh: true });
+      if (coap !== this.coap || this.registrationState !== 'registering') return;
       const response = await requestInBlocks(
         coap,
         this.settings.server,
@@ -431,6 +444,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     ];
     let outcome: 'updated' | 'register' | 'stale';
     try {
+      await coap.connect();
       const response = await coap.request(this.settings.server, {
         code: MethodCode.POST,
         uriPath: registration.location,
@@ -462,6 +476,17 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
       this.updateRequested = false;
       void this.update();
     }
+  }
+
+  /**
+   * The server ended the DTLS session (its key was rotated or the device deprovisioned): the registration went with
+   * it, so the device registers again over a new session, with back-off while that is refused.
+   */
+  private sessionEnded(reason: string): void {
+    if (this.registrationState !== 'registered') return;
+    this.log(`DTLS session ended by the server (${reason}); registering again`);
+    this.registrationState = 'unregistered';
+    void this.register();
   }
 
   /** Reboot: the device vanishes without de-registering and comes back from a new port (NAT rebinding). */

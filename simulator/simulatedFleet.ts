@@ -1,10 +1,12 @@
 /**
  * A fleet of simulated LwM2M devices in one process: N devices, each with its own UDP socket, sharing one
- * scheduler (one armed timer for the whole fleet). This is the programmatic API that tests, benchmarks and
+ * scheduler (one armed timer for the whole fleet). With `psk`, every device speaks coaps:// (DTLS 1.2 PSK) with its
+ * own identity and key. This is the programmatic API that tests, benchmarks and
  * the local stack use; `main.ts` is its command line.
  */
 import { lookup } from 'dns/promises';
 import { Clock, systemClock } from './clock';
+import { PskCredentials } from './deviceTransport';
 import { validateBlockSize } from './blockwise';
 import { Scheduler, ScheduledTask } from './scheduler';
 import { DeviceCounters, SimulatedDevice } from './simulatedDevice';
@@ -14,8 +16,13 @@ export interface SimulatedFleetOptions {
   count: number;
   /** Endpoint names are `<prefix><nnn>` (`sim-001`); default `sim-`. Letters, digits and `._~-` only. */
   prefix?: string;
-  /** The LwM2M server (connector) to register with. */
+  /** The LwM2M server (connector) to register with: its coaps port when `psk` is given. */
   server: { host: string; port: number };
+  /**
+   * Each device's DTLS pre-shared key by endpoint name: every device of the fleet must have one, and the whole fleet
+   * then speaks coaps://. Absent: plain CoAP.
+   */
+  psk?: ReadonlyMap<string, PskCredentials>;
   /** Registration lifetime, seconds (default 300); Update is sent at 85 % of it. */
   lifetime?: number;
   /** pmin, seconds, that wins over Write-Attributes and defaults (demos). */
@@ -50,6 +57,8 @@ export interface SimulatedFleetOptions {
    * larger Register payload as Block1 blocks (RFC 7959; 16-1024, a power of two). Default: no blocks.
    */
   blockSize?: number;
+  /** With `psk`: how long a DTLS handshake may take before the Register counts as failed, ms (default 10,000). */
+  dtlsHandshakeTimeoutMs?: number;
   /** Local address the device sockets bind (default: loopback for a loopback server, else all). */
   bindAddress?: string;
   /** Time source (tests inject a `ManualClock`); default the real clock. */
@@ -100,6 +109,7 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
   const bindAddress =
     options.bindAddress ?? (server.family === 4 ? (loopback ? '127.0.0.1' : '0.0.0.0') : loopback ? '::1' : '::');
   const width = Math.max(3, String(settings.startIndex + settings.count - 1).length);
+  if (options.psk) validatePsk(options.psk, settings, width);
 
   const devices: SimulatedDevice[] = [];
   try {
@@ -107,11 +117,14 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
       const batch = [];
       for (let i = first; i < Math.min(settings.count, first + CONCURRENCY); i++) {
         const index = settings.startIndex + i;
+        const endpoint = `${settings.prefix}${String(index).padStart(width, '0')}`;
         batch.push(
           SimulatedDevice.create({
-            endpoint: `${settings.prefix}${String(index).padStart(width, '0')}`,
+            endpoint,
             seed: index,
             server: { address: server.address, port: options.server.port },
+            security: options.psk?.get(endpoint),
+            dtlsHandshakeTimeoutMs: options.dtlsHandshakeTimeoutMs,
             socketType: server.family === 4 ? 'udp4' : 'udp6',
             bindAddress,
             lifetimeSeconds: settings.lifetime,
@@ -248,6 +261,21 @@ function validate(options: SimulatedFleetOptions): ValidatedSettings {
     defaultMinPeriod: optionalInteger('defaultMinPeriod', DEFAULTS.defaultMinPeriod, 0),
     defaultMaxPeriod: optionalInteger('defaultMaxPeriod', DEFAULTS.defaultMaxPeriod, 1),
   };
+}
+
+/** Every endpoint of the fleet has an identity (1-128 printable ASCII) and a 16-64 byte key; never names the key. */
+function validatePsk(psk: ReadonlyMap<string, PskCredentials>, settings: ValidatedSettings, width: number): void {
+  for (let i = 0; i < settings.count; i++) {
+    const endpoint = `${settings.prefix}${String(settings.startIndex + i).padStart(width, '0')}`;
+    const credentials = psk.get(endpoint);
+    if (!credentials) throw new RangeError(`startSimulatedFleet: psk has no identity and key for ${endpoint}`);
+    if (typeof credentials.identity !== 'string' || !/^[\x20-\x7e]{1,128}$/.test(credentials.identity)) {
+      throw new RangeError(`startSimulatedFleet: the PSK identity of ${endpoint} must be 1-128 printable ASCII`);
+    }
+    if (!Buffer.isBuffer(credentials.key) || credentials.key.length < 16 || credentials.key.length > 64) {
+      throw new RangeError(`startSimulatedFleet: the PSK of ${endpoint} must be 16-64 bytes`);
+    }
+  }
 }
 
 async function resolveServer(host: string, port: number): Promise<{ address: string; family: 4 | 6 }> {

@@ -1,5 +1,7 @@
 /** The simulator's command line: argument parsing, and a real run stopped by SIGINT/SIGTERM. */
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
 import path from 'path';
 import { parseCommandLine, parseServer } from '../../simulator/main';
 import { Lwm2mServerStandIn } from './lwm2mServerStandIn';
@@ -60,6 +62,41 @@ describe('simulator command line', () => {
     expect(() => parseServer('127.0.0.1:99999')).toThrow('--server must be HOST:PORT');
     expect(() => parseCommandLine(['--count', 'many'])).toThrow('--count must be a number; got "many"');
     expect(() => parseCommandLine(['--colour', 'blue'])).toThrow(/colour/);
+  });
+
+  test('--psk-file gives each device its identity and key (hex or base64) and defaults the server to 5684', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sim-psk-'));
+    const file = path.join(dir, 'psk.json');
+    const key = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+    try {
+      writeFileSync(
+        file,
+        JSON.stringify({
+          'sim-001': { identity: 'sim-001', key: key.toString('base64') },
+          'sim-002': { identity: 'device-two', key: key.toString('hex') },
+        }),
+        { mode: 0o600 },
+      );
+      const parsed = parseCommandLine(['--count', '2', '--psk-file', file]);
+      expect(parsed?.fleet.server).toEqual({ host: '127.0.0.1', port: 5684 });
+      expect(parsed?.fleet.psk).toEqual(
+        new Map([
+          ['sim-001', { identity: 'sim-001', key }],
+          ['sim-002', { identity: 'device-two', key }],
+        ]),
+      );
+
+      writeFileSync(file, JSON.stringify({ 'sim-001': { identity: 'sim-001', key: 'c2hvcnQ=' } }));
+      const error = () => parseCommandLine(['--psk-file', file]);
+      expect(error).toThrow(`the PSK file ${file}: sim-001.key must be hex or base64 of 16-64 bytes`);
+      writeFileSync(file, '{"sim-001": {"key": "00112233445566778899aabbccddeeff"}}');
+      expect(error).toThrow('sim-001.identity must be 1-128 printable ASCII');
+      expect(() => parseCommandLine(['--psk-file', path.join(dir, 'missing.json')])).toThrow(
+        'cannot read the PSK file',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test.each(['SIGINT', 'SIGTERM'] as const)(
