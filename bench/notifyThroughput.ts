@@ -283,7 +283,7 @@ async function connectorPhase(
     const calls = end.readings.writes - start.readings.writes;
     return {
       persisted: persisted / elapsed,
-      received: (end.coap.notifications - start.coap.notifications) / elapsed,
+      received: (end.coap!.notifications - start.coap!.notifications) / elapsed,
       offered: (endFleet.changes - startFleet.changes) / elapsed,
       sent: (endFleet.notificationsSent - startFleet.notificationsSent) / elapsed,
       bytesPerDevice: (m2.rss - m1.rss) / (s.devices - warmup),

@@ -45,7 +45,7 @@ import { tlvInteger } from './lwm2m/tlv';
 import { ObservationService } from './observation/observationService';
 import { AwakeTracker, isQueueMode } from './queueMode';
 import { ReadingsSink, ReadingsWriter } from './readingsWriter';
-import { ProvisioningGate } from './registration/provisioningGate';
+import { DeviceSecurity, ProvisioningGate } from './registration/provisioningGate';
 import { DeviceAddress, Registration, TransportName, addressKey } from './registration/registration';
 import { EndCause, RegistrationHandler, RegistrationResponse } from './registration/registrationHandler';
 import { RegistrationRegistry } from './registration/registrationRegistry';
@@ -67,6 +67,12 @@ export interface Lwm2mServerOptions {
   observation: ObservationDefaults;
   /** Bound on each request the server itself sends (write-attributes, observe), ms. */
   deviceTimeoutMs: number;
+  /**
+   * How each device was provisioned (its security mode and PSK identity), from the credentials the Functions app
+   * writes (connector/security/). Absent (tests, benchmarks): a device is provisioned when its twin exists, without
+   * security.
+   */
+  credentials?: { securityOf(deviceId: string): DeviceSecurity | undefined };
   /**
    * This server's Short Server ID on devices (`/1/x/0`): picks this server's instance of a device with several Server
    * object instances. Absent: the lowest instance.
@@ -119,9 +125,14 @@ export class Lwm2mServer {
       log,
       now,
     });
+    const credentials = options.credentials;
     this.gate = new ProvisioningGate({
-      isProvisioned: async (endpoint) =>
-        DEVICE_ID_PATTERN.test(endpoint) && (await options.store.get(endpoint)) !== undefined,
+      lookup: credentials
+        ? async (endpoint) => credentials.securityOf(endpoint)
+        : async (endpoint) =>
+            DEVICE_ID_PATTERN.test(endpoint) && (await options.store.get(endpoint)) !== undefined
+              ? { mode: 'none' }
+              : undefined,
       now,
     });
     this.awake = new AwakeTracker(options.awakeWindowMs, now);
@@ -149,7 +160,7 @@ export class Lwm2mServer {
     this.registrations = new RegistrationHandler({
       registry: this.registry,
       store: options.registrations,
-      authorize: (endpoint, source, known) => this.gate.authorize(endpoint, source, known),
+      authorize: (request, known) => this.gate.authorize(request, known),
       connectorId: options.instanceId,
       log,
       now,
@@ -199,8 +210,10 @@ export class Lwm2mServer {
 
   /** A request arriving on a CoAP endpoint (its `RequestHandler`): the registration interface. */
   handleRequest(transport: TransportName) {
-    return async (request: CoapMessage, peer: Peer): Promise<ResponseSpec> => {
+    return async (request: CoapMessage, peer: Peer, coap: CoapEndpoint): Promise<ResponseSpec> => {
       const path = uriPath(request);
+      // The DTLS session's PSK identity (coaps); undefined on plain CoAP.
+      const identity = coap.identityOf(peer);
       if (path[0] === SEND_PATH && path.length === 1) return this.send(transport, request, peer);
       if (path[0] !== REGISTRATION_PATH || path.length > 2) {
         return { code: Code.NOT_FOUND, payload: text(`no resource /${path.join('/')}`) };
@@ -211,7 +224,7 @@ export class Lwm2mServer {
           if (request.code !== Code.POST) return { code: Code.METHOD_NOT_ALLOWED };
           const params = parseRegisterParams(readStringOptions(request, OptionNumber.URI_QUERY));
           const links = parseLinks(request);
-          const response = await this.registrations.register({ ...params, links, transport, source: peer });
+          const response = await this.registrations.register({ ...params, links, transport, source: peer, identity });
           return this.toCoap(response, peer, params.endpoint);
         }
         const registrationId = path[1];
@@ -219,12 +232,13 @@ export class Lwm2mServer {
           const params = parseUpdateParams(readStringOptions(request, OptionNumber.URI_QUERY));
           const links = request.payload.length > 0 ? parseLinks(request) : undefined;
           return this.toCoap(
-            this.registrations.update({ ...params, registrationId, links, transport, source: peer }),
+            this.registrations.update({ ...params, registrationId, links, transport, source: peer, identity }),
             peer,
           );
         }
         if (request.code === Code.DELETE) {
-          return this.toCoap(this.registrations.deregister({ registrationId, transport, source: peer }), peer);
+          const deregister = { registrationId, transport, source: peer, identity };
+          return this.toCoap(this.registrations.deregister(deregister), peer);
         }
         return { code: Code.METHOD_NOT_ALLOWED };
       } catch (error) {
@@ -301,7 +315,7 @@ export class Lwm2mServer {
       case 'notFound':
         return { code: Code.NOT_FOUND, payload: text(response.detail) };
       case 'forbidden':
-        this.warnings.warn('registration refused: endpoint not provisioned', { endpoint, peer: peerKey(peer) });
+        this.warnings.warn('registration refused', { endpoint, peer: peerKey(peer), reason: response.detail });
         return { code: Code.FORBIDDEN, payload: text(response.detail) };
       case 'tooManyRequests':
         this.warnings.warn('registration refused: too many refused registrations from this address', {
@@ -454,6 +468,8 @@ export class Lwm2mServer {
     const endpoint = this.endpoints.get(registration.transport);
     // The peer's pending requests fail and its observations end (its next notification gets RST).
     endpoint?.forgetPeer(registration.address, `registration ended: ${cause}`);
+    // A DTLS session belongs to its registration: it ends with it (replaced: the new registration may be on it).
+    if (cause !== 'replaced') endpoint?.endSession(registration.address);
     if (cause === 'deregistered' || cause === 'expired') void this.twins.disconnected(registration, at);
   }
 }

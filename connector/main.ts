@@ -13,9 +13,13 @@ import { ServiceBusEventPublisher } from '../shared/twinEvents';
 import { resumeWaitingJobs } from '../shared/waitingJobs';
 import { Logger, jsonLineLogger } from './logger';
 import { CosmosRegistrationStore, openRegistrationsContainer } from './registration/cosmosRegistrationStore';
+import { CosmosCredentialSource } from './security/cosmosCredentialSource';
+import { openCredentialsContainer } from '../shared/cosmosCredentialWriter';
 import { startConnector } from './startConnector';
 import { ThreadedReadingsSink } from './threadedReadingsSink';
 
+/** How often the connector looks for new, rotated and revoked device credentials, ms. */
+const CREDENTIALS_POLL_MS = 1_000;
 /** How long a graceful stop may take before the process exits anyway (container runtimes allow ~30 s). */
 const SHUTDOWN_BUDGET_MS = 25_000;
 
@@ -28,6 +32,10 @@ async function main(): Promise<void> {
   const registrations = new CosmosRegistrationStore(
     await openRegistrationsContainer(cosmos, config.cosmos.databaseName),
   );
+  const credentials = new CosmosCredentialSource(await openCredentialsContainer(cosmos, config.cosmos.databaseName), {
+    pollMs: CREDENTIALS_POLL_MS,
+    log,
+  });
   const readingsSink = await ThreadedReadingsSink.start({
     cosmos: config.cosmos,
     graceSeconds: config.stalenessGraceSeconds,
@@ -52,7 +60,16 @@ async function main(): Promise<void> {
       (error: unknown) => log.warn('waiting jobs not resumed', { deviceId, error: String(error) }),
     );
   };
-  const connector = await startConnector({ store, registrations, readingsSink, events, config, log, onDeviceAwake });
+  const connector = await startConnector({
+    store,
+    registrations,
+    credentials,
+    readingsSink,
+    events,
+    config,
+    log,
+    onDeviceAwake,
+  });
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -14,9 +14,16 @@ import { Lwm2mServer } from './lwm2mServer';
 import { ReadingsSink, ReadingsWriterStats } from './readingsWriter';
 import { ProvisioningGateStats } from './registration/provisioningGate';
 import { MemoryRegistrationStore, RegistrationStore } from './registration/registrationStore';
+import { CredentialCache } from './security/credentialCache';
+import { CredentialFeed } from './security/cosmosCredentialSource';
+import { DtlsTransport } from './dtls/dtlsTransport';
+import { DtlsServerStats } from './dtls/dtlsServer';
 
 /** The config fields the connector itself uses (the Cosmos and Service Bus sections are for the composition root). */
 export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos' | 'serviceBus' | 'serviceBusTransport'>;
+
+/** CoAP over DTLS (RFC 7252 §12.7), when `config.coapsPort` is not given. */
+const DEFAULT_COAPS_PORT = 5684;
 
 /** How long a stop waits for twin events still being sent (the disconnects it just wrote among them). */
 const EVENTS_DRAIN_TIMEOUT_MS = 5_000;
@@ -37,6 +44,12 @@ export interface ConnectorOptions {
    */
   events?: EventPublisher;
   config: ConnectorSettings;
+  /**
+   * Device credentials as the Functions app writes them (main.ts: the Cosmos `credentials` container). With them the
+   * connector serves CoAP over DTLS with pre-shared keys on `config.coapsPort` and admits each device only the way
+   * it was provisioned; without them (tests, benchmarks), plain CoAP only, for every device whose twin exists.
+   */
+  credentials?: CredentialFeed;
   /**
    * A queue-mode device sent Register or Update and its twin says it is awake: run the jobs waiting for it (main.ts:
    * `resumeWaitingJobs` over the jobs store and the `device-jobs` queue). Default: none. Must not throw.
@@ -59,12 +72,20 @@ export interface ConnectorStats {
   readings: ReadingsWriterStats;
   /** Absent when the connector runs without an event publisher. */
   events?: EventQueueStats;
-  coap: EndpointStats;
+  /** Plain CoAP; absent when it is off. */
+  coap?: EndpointStats;
+  /** CoAP over DTLS and its sessions; absent without credentials. */
+  coaps?: EndpointStats;
+  dtls?: DtlsServerStats;
+  /** Devices whose credentials the connector holds. */
+  credentials?: number;
 }
 
 export interface RunningConnector {
-  /** The bound UDP port of the LwM2M server. */
+  /** The bound UDP port of plain CoAP (0 when it is off). */
   coapPort: number;
+  /** The bound UDP port of CoAP over DTLS (absent without credentials). */
+  coapsPort?: number;
   /** The bound TCP port of the internal API, and a loopback URL for it. */
   apiPort: number;
   apiUrl: string;
@@ -83,6 +104,20 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
   const now = options.now ?? Date.now;
   const events = options.events ? new EventQueue(options.events, { log, now }) : undefined;
   const registrations = options.registrations ?? new MemoryRegistrationStore();
+  // DTLS first, so the credentials can install their keys; a revoked device (or one whose security mode changed)
+  // loses its registration at once.
+  const dtls = options.credentials
+    ? await DtlsTransport.bind(config.coapAddress, config.coapsPort ?? DEFAULT_COAPS_PORT, { now })
+    : undefined;
+  const credentials = dtls
+    ? new CredentialCache({
+        keyring: dtls.server,
+        log,
+        onChange: (change) => {
+          if (change.endRegistration) lwm2m.endRegistration(change.deviceId);
+        },
+      })
+    : undefined;
   const lwm2m = new Lwm2mServer({
     store,
     registrations,
@@ -99,19 +134,36 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     observation: config.observation,
     deviceTimeoutMs: config.deviceTimeoutSeconds * 1000,
     awakeWindowMs: (config.awakeWindowSeconds ?? DEFAULT_AWAKE_WINDOW_SECONDS) * 1000,
+    credentials,
     onDeviceAwake: options.onDeviceAwake,
   });
   const writer = lwm2m.writer;
+  if (options.credentials && credentials) {
+    const devices = await options.credentials.start((records) => credentials.apply(records));
+    log.info('credentials loaded', { devices });
+  }
   const loadStarted = Date.now();
   const loaded = await registrations.loadAll(config.instanceId);
-  const endpoint = await CoapEndpoint.bind(config.coapAddress, config.coapPort, {
-    log,
-    now,
-    onRequest: lwm2m.handleRequest('coap'),
-    onUnmatchedNotification: lwm2m.unmatchedNotification('coap'),
-  });
-  // Synchronously after the bind: the endpoint delivers no datagram before the stored observations are back.
-  lwm2m.attach('coap', endpoint);
+  const endpoint =
+    config.plainCoapEnabled === false
+      ? undefined
+      : await CoapEndpoint.bind(config.coapAddress, config.coapPort, {
+          log,
+          now,
+          onRequest: lwm2m.handleRequest('coap'),
+          onUnmatchedNotification: lwm2m.unmatchedNotification('coap'),
+        });
+  const secure =
+    dtls &&
+    CoapEndpoint.over(dtls, {
+      log,
+      now,
+      onRequest: lwm2m.handleRequest('coaps'),
+      onUnmatchedNotification: lwm2m.unmatchedNotification('coaps'),
+    });
+  // Synchronously after the bind: the endpoints deliver no datagram before the stored observations are back.
+  if (endpoint) lwm2m.attach('coap', endpoint);
+  if (secure) lwm2m.attach('coaps', secure);
   const taken = lwm2m.restore(loaded);
   const restored = { registrations: taken.restored, expired: taken.expired, ms: Date.now() - loadStarted };
   if (loaded.length > 0) log.info('registrations restored', restored);
@@ -121,11 +173,14 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     registrations: lwm2m.registry.size,
     restored,
     registrationGate: { ...lwm2m.gate.stats },
-    observations: endpoint.observationCount,
+    observations: (endpoint?.observationCount ?? 0) + (secure?.observationCount ?? 0),
     pendingReadings: writer.pending,
     readings: { ...writer.stats },
     events: events && { ...events.stats },
-    coap: { ...endpoint.stats },
+    coap: endpoint && { ...endpoint.stats },
+    coaps: secure && { ...secure.stats },
+    dtls: dtls?.stats(),
+    credentials: credentials?.size,
   });
   const api = createInternalApi({
     operations: {
@@ -148,14 +203,17 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
       });
     });
   } catch (error) {
-    await endpoint.close();
+    await endpoint?.close();
+    await secure?.close();
+    await options.credentials?.stop();
     throw error;
   }
   const apiPort = (api.address() as AddressInfo).port;
   const sweep = setInterval(() => lwm2m.sweepExpired(), config.expirySweepMs);
   log.info('connector started', {
     instanceId: config.instanceId,
-    coap: `${config.coapAddress}:${endpoint.port}`,
+    coap: endpoint ? `${config.coapAddress}:${endpoint.port}` : 'off',
+    coaps: secure ? `${config.coapAddress}:${secure.port}` : 'off',
     api: `${config.apiAddress}:${apiPort}`,
   });
 
@@ -166,7 +224,9 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     api.closeIdleConnections();
     // Sockets first: no more notifications; then the registrations end and the readings reach the twins.
     lwm2m.stopAccepting();
-    await endpoint.close();
+    await options.credentials?.stop();
+    await endpoint?.close();
+    await secure?.close();
     await lwm2m.close();
     await writer.close();
     await events?.drain(EVENTS_DRAIN_TIMEOUT_MS);
@@ -175,7 +235,8 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
   };
 
   return {
-    coapPort: endpoint.port,
+    coapPort: endpoint?.port ?? 0,
+    coapsPort: secure?.port,
     apiPort,
     apiUrl: `http://127.0.0.1:${apiPort}`,
     stats,

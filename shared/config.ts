@@ -174,10 +174,12 @@ function integer(env: Env, name: string, fallback: number, min = 0): number {
   return value;
 }
 
+/** `true` or `false`, any case (ARM's `string(bool)` gives `True`/`False`). */
 function boolean(env: Env, name: string, fallback: boolean): boolean {
   const raw = optional(env, name);
   if (raw === undefined) return fallback;
-  if (raw === 'true' || raw === 'false') return raw === 'true';
+  const lower = raw.trim().toLowerCase();
+  if (lower === 'true' || lower === 'false') return lower === 'true';
   throw new ConfigError(`App setting ${name} must be true or false; got "${raw}"`);
 }
 

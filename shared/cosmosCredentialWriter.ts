@@ -2,20 +2,21 @@
  * CredentialWriter over Cosmos DB: container `credentials`, partition key `/deviceId`, id = deviceId, one record per
  * device, TTL on (only revoked records carry a `ttl`). Upsert only: the Functions app's role on this container has
  * create/upsert/replace/delete and no read, so the app can never hand a stored key back. The connector reads it
- * (point reads and the change feed, latest version) with its own read-only role.
+ * (a load at start, then a poll for newer versions) with its own read-only role.
  */
 import { Container, CosmosClient, IndexingPolicy } from '@azure/cosmos';
 import { CREDENTIALS_CONTAINER, CREDENTIALS_TTL_SECONDS, PARTITION_KEY_PATH } from './constants';
 import { CredentialRecord } from './deviceCredentials';
 
 /**
- * Nothing is queried (point reads by id and the change feed need no index), so nothing is indexed.
- * Must equal the `credentials` container's policy in infra/ (checked in CI).
+ * Only `version` is indexed: the connector polls for records newer than those it holds
+ * (connector/security/cosmosCredentialSource.ts). Must equal the `credentials` container's policy in infra/ (checked
+ * in CI).
  */
 export const CREDENTIALS_INDEXING_POLICY: IndexingPolicy = {
   indexingMode: 'consistent',
   automatic: true,
-  includedPaths: [],
+  includedPaths: [{ path: '/version/?' }],
   excludedPaths: [{ path: '/*' }, { path: '/"_etag"/?' }],
 };
 

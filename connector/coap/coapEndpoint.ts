@@ -322,6 +322,11 @@ export class CoapEndpoint {
     return this.transport.identityOf(peer);
   }
 
+  /** Ends the peer's transport session (DTLS), after `forgetPeer`: a registration that ended frees its session. */
+  endSession(peer: Peer): void {
+    this.transport.endSession(peer);
+  }
+
   get observationCount(): number {
     let count = 0;
     for (const entry of this.byToken.values()) if (entry.kind === 'observation') count++;

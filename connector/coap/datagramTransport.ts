@@ -20,6 +20,8 @@ export interface DatagramTransport {
   send(datagram: Buffer, peer: TransportPeer, onError: (error: Error) => void): void;
   /** The identity the peer authenticated with (its DTLS PSK identity), or undefined (plain UDP, no session). */
   identityOf(peer: TransportPeer): string | undefined;
+  /** Ends the peer's session, if the transport has sessions (DTLS); frees its memory. */
+  endSession(peer: TransportPeer): void;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,10 @@ export class UdpTransport implements DatagramTransport {
 
   identityOf(): undefined {
     return undefined;
+  }
+
+  endSession(): void {
+    // Plain UDP has no sessions.
   }
 
   close(): Promise<void> {

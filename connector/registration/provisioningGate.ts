@@ -1,6 +1,8 @@
 /**
- * The `authorize` hook of registration: only provisioned endpoints may register (their twin exists), and asking
- * costs the twin store as little as an attacker can make it.
+ * The `authorize` hook of registration: only provisioned endpoints may register, each the way it was provisioned —
+ * a device provisioned with a pre-shared key only over DTLS (`coaps`) and only with a session whose PSK identity is
+ * its own; a device provisioned without security only over plain CoAP. Asking costs the store behind `lookup` as
+ * little as an attacker can make it:
  *
  * - A refused endpoint is remembered for `negativeTtlMs` (at most `maxRemembered` endpoints, oldest forgotten
  *   first), so a Register storm for one unprovisioned name costs one twin read per TTL. A device provisioned during
@@ -13,16 +15,31 @@
  *
  * Both tables are bounded, so neither can be grown without limit by spoofed traffic.
  */
-import { DeviceAddress } from './registration';
+import { DeviceAddress, TransportName } from './registration';
 
 export type Authorization =
   | { ok: true }
-  | { ok: false; reason: 'notProvisioned'; detail: string }
+  | { ok: false; reason: 'notProvisioned' | 'wrongSecurity'; detail: string }
   | { ok: false; reason: 'tooManyRequests'; detail: string; retryAfterSeconds: number };
 
+/** How a device was provisioned: with a pre-shared key (and its PSK identity), or explicitly without security. */
+export interface DeviceSecurity {
+  mode: 'psk' | 'none';
+  identity?: string;
+}
+
+/** What the gate looks at in a Register. */
+export interface RegisterAttempt {
+  endpoint: string;
+  source: DeviceAddress;
+  transport: TransportName;
+  /** The PSK identity of the DTLS session (`coaps`). */
+  identity?: string;
+}
+
 export interface ProvisioningGateOptions {
-  /** Whether the endpoint is provisioned (its twin exists). */
-  isProvisioned: (endpoint: string) => Promise<boolean>;
+  /** The endpoint's provisioned security, or undefined when it is not provisioned. */
+  lookup: (endpoint: string) => Promise<DeviceSecurity | undefined>;
   now: () => number;
   negativeTtlMs?: number;
   maxRemembered?: number;
@@ -70,7 +87,8 @@ export class ProvisioningGate {
   }
 
   /** `known`: the endpoint holds a registration here already (it was provisioned then): never rate-limited. */
-  async authorize(endpoint: string, source: DeviceAddress, known = false): Promise<Authorization> {
+  async authorize(attempt: RegisterAttempt, known = false): Promise<Authorization> {
+    const { endpoint, source } = attempt;
     const now = this.options.now();
     const bucket = this.refill(source.address, now);
     if (!known && bucket && bucket.tokens < 1) {
@@ -89,11 +107,14 @@ export class ProvisioningGate {
       return this.refuse(endpoint, source, now, false);
     }
     this.stats.lookups++;
-    if (await this.options.isProvisioned(endpoint)) {
-      this.refused.delete(endpoint);
-      return { ok: true };
-    }
-    return this.refuse(endpoint, source, this.options.now(), true);
+    const security = await this.options.lookup(endpoint);
+    if (!security) return this.refuse(endpoint, source, this.options.now(), true);
+    this.refused.delete(endpoint);
+    const mismatch = securityMismatch(attempt, security);
+    if (mismatch === undefined) return { ok: true };
+    // Not remembered (the endpoint is provisioned), but it spends the source's refusal tokens.
+    this.spend(source.address, this.options.now());
+    return { ok: false, reason: 'wrongSecurity', detail: mismatch };
   }
 
   /** Forgets a refusal at once (the device was provisioned through this process). */
@@ -107,12 +128,16 @@ export class ProvisioningGate {
       this.refused.set(endpoint, now + this.negativeTtlMs);
       evictOldest(this.refused, this.maxRemembered);
     }
-    const bucket = this.refill(source.address, now) ?? { tokens: this.burst, at: now };
-    bucket.tokens -= 1;
-    this.buckets.delete(source.address);
-    this.buckets.set(source.address, bucket);
-    evictOldest(this.buckets, this.maxSources);
+    this.spend(source.address, now);
     return { ok: false, reason: 'notProvisioned', detail: `endpoint ${endpoint} is not provisioned` };
+  }
+
+  private spend(address: string, now: number): void {
+    const bucket = this.refill(address, now) ?? { tokens: this.burst, at: now };
+    bucket.tokens -= 1;
+    this.buckets.delete(address);
+    this.buckets.set(address, bucket);
+    evictOldest(this.buckets, this.maxSources);
   }
 
   private refill(address: string, now: number): Bucket | undefined {
@@ -122,6 +147,24 @@ export class ProvisioningGate {
     bucket.at = now;
     return bucket;
   }
+}
+
+/**
+ * Why a Register does not match the device's provisioning, or undefined when it does. The reason names the endpoint
+ * and the transport, never the identity or the key.
+ */
+function securityMismatch(attempt: RegisterAttempt, security: DeviceSecurity): string | undefined {
+  if (security.mode === 'psk') {
+    if (attempt.transport !== 'coaps') {
+      return `endpoint ${attempt.endpoint} is provisioned with a pre-shared key: register over DTLS (coaps)`;
+    }
+    if (attempt.identity !== security.identity) {
+      return `the DTLS session's identity does not belong to endpoint ${attempt.endpoint}`;
+    }
+    return undefined;
+  }
+  if (attempt.transport !== 'coap') return `endpoint ${attempt.endpoint} is provisioned without security: use coap`;
+  return undefined;
 }
 
 function evictOldest<K, V>(map: Map<K, V>, max: number): void {

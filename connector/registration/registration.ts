@@ -11,8 +11,8 @@ export interface DeviceAddress {
   readonly port: number;
 }
 
-/** The connector endpoint a registration arrived on: plain CoAP (5683). */
-export type TransportName = 'coap';
+/** The connector endpoint a registration arrived on: plain CoAP (5683) or CoAP over DTLS with a PSK (5684). */
+export type TransportName = 'coap' | 'coaps';
 
 export interface Registration {
   /** The `/rd/{id}` location handed to the client: 8 random bytes, base64url. */
@@ -20,6 +20,8 @@ export interface Registration {
   /** The endpoint client name (`ep`), which is the deviceId. */
   readonly endpoint: string;
   readonly transport: TransportName;
+  /** `coaps`: the PSK identity of the DTLS session that registered; only a session with it may Update or De-register. */
+  readonly identity?: string;
   address: DeviceAddress;
   /** Seconds. */
   lifetime: number;

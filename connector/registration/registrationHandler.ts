@@ -25,6 +25,8 @@ export interface RegisterRequest {
   links: RegistrationLinks;
   transport: TransportName;
   source: DeviceAddress;
+  /** The PSK identity of the DTLS session it came over (`coaps`). */
+  identity?: string;
 }
 
 export interface UpdateRequest {
@@ -35,12 +37,14 @@ export interface UpdateRequest {
   links?: RegistrationLinks;
   transport: TransportName;
   source: DeviceAddress;
+  identity?: string;
 }
 
 export interface DeregisterRequest {
   registrationId: string;
   transport: TransportName;
   source: DeviceAddress;
+  identity?: string;
 }
 
 export type RegistrationResponse =
@@ -75,10 +79,10 @@ export interface RegistrationHandlerOptions {
   registry: RegistrationRegistry;
   store: RegistrationStore;
   /**
-   * May `endpoint` register from `source`? (provisioning; `known`: it holds a registration here already). Device
-   * identity (DTLS) will be checked here too.
+   * May this Register's endpoint register, from its source, over its transport, with its DTLS identity?
+   * (`known`: the endpoint holds a registration here already.)
    */
-  authorize: (endpoint: string, source: DeviceAddress, known: boolean) => Promise<Authorization>;
+  authorize: (request: RegisterRequest, known: boolean) => Promise<Authorization>;
   listener: RegistrationListener;
   connectorId: string;
   log: Logger;
@@ -92,7 +96,7 @@ export class RegistrationHandler {
 
   async register(request: RegisterRequest): Promise<RegistrationResponse> {
     const known = this.options.registry.forEndpoint(request.endpoint) !== undefined;
-    const authorization = await this.options.authorize(request.endpoint, request.source, known);
+    const authorization = await this.options.authorize(request, known);
     if (!authorization.ok) {
       if (authorization.reason === 'tooManyRequests') {
         return {
@@ -110,6 +114,7 @@ export class RegistrationHandler {
       id: randomBytes(8).toString('base64url'),
       endpoint: request.endpoint,
       transport: request.transport,
+      ...(request.identity !== undefined && { identity: request.identity }),
       address: request.source,
       lifetime: request.lifetime,
       binding: request.binding,
@@ -140,6 +145,7 @@ export class RegistrationHandler {
   update(request: UpdateRequest): RegistrationResponse {
     const registration = this.held(request.registrationId, request.transport);
     if (!registration) return { kind: 'notFound', detail: `no registration ${request.registrationId}` };
+    if (!ownedBy(registration, request.identity)) return notOwner(request.registrationId);
     const now = this.options.now();
     // NAT rebinding or a new address: requests follow the client to where its Update came from.
     const previousAddress = registration.address;
@@ -172,6 +178,7 @@ export class RegistrationHandler {
   deregister(request: DeregisterRequest): RegistrationResponse {
     const registration = this.held(request.registrationId, request.transport);
     if (!registration) return { kind: 'notFound', detail: `no registration ${request.registrationId}` };
+    if (!ownedBy(registration, request.identity)) return notOwner(request.registrationId);
     this.end(registration, 'deregistered');
     this.options.log.info('device deregistered', { endpoint: registration.endpoint, peer: addressKey(request.source) });
     return { kind: 'deleted' };
@@ -282,4 +289,17 @@ function linkDetails(links: RegistrationLinks): { contentFormats?: number[]; ser
     ...(links.contentFormats !== undefined && { contentFormats: [...links.contentFormats] }),
     ...(candidates.length === 1 && { serverInstanceId: candidates[0] }),
   };
+}
+
+/**
+ * Whether a request's DTLS identity may act on the registration: a registration made over DTLS belongs to the PSK
+ * identity that made it (whatever address or resumed session it comes from next); one made over plain CoAP has no
+ * owner to check (its devices were provisioned without security).
+ */
+function ownedBy(registration: Registration, identity: string | undefined): boolean {
+  return registration.identity === undefined || registration.identity === identity;
+}
+
+function notOwner(registrationId: string): RegistrationResponse {
+  return { kind: 'forbidden', detail: `registration ${registrationId} belongs to another DTLS session` };
 }

@@ -86,12 +86,14 @@ var registrationsIndexingPolicy = {
   ]
 }
 
-// Credentials: device PSKs, read by id and through the change feed only, so nothing is indexed.
+// Credentials: device PSKs; only the version is indexed (the connector polls for newer records).
 // Equal to CREDENTIALS_INDEXING_POLICY in shared/cosmosCredentialWriter.ts.
 var credentialsIndexingPolicy = {
   indexingMode: 'consistent'
   automatic: true
-  includedPaths: []
+  includedPaths: [
+    { path: '/version/?' }
+  ]
   excludedPaths: [
     { path: '/*' }
     { path: '/"_etag"/?' }
@@ -187,7 +189,7 @@ resource registrations 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
 }
 
 // Device credentials (PSKs): the Functions app writes them (upsert, no read), only the connector reads them (rbac.bicep).
-// Revoked records carry a ttl so the connector's change feed sees the revocation before they go.
+// Revoked records carry a ttl so the connector's poll sees the revocation before they go.
 resource credentials 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
   parent: database
   name: credentialsContainerName

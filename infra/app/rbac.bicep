@@ -91,7 +91,8 @@ resource credentialsWriterRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDef
   }
 }
 
-// Reads device credentials and never writes them: point reads and the change feed on the credentials container.
+// Reads device credentials and never writes them: point reads and queries (the connector polls for records newer than
+// those it holds) on the credentials container.
 resource credentialsReaderRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
   parent: cosmosAccount
   name: guid(cosmosAccount.id, 'lwm2m-twins credentials reader')
@@ -103,7 +104,7 @@ resource credentialsReaderRole 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDef
       {
         dataActions: [
           'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed'
+          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery'
         ]
       }
     ]
@@ -319,7 +320,7 @@ resource connectorCosmosMetadataReader 'Microsoft.DocumentDB/databaseAccounts/sq
   }
 }
 
-// lwm2m-twins credentials reader (custom): the connector's credential cache (point reads, change feed).
+// lwm2m-twins credentials reader (custom): the connector's credential cache (point reads, queries).
 resource connectorCredentialsReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
   parent: cosmosAccount
   name: guid(credentialsScope, connectorPrincipalId, credentialsReaderRole.id)

@@ -160,7 +160,7 @@ describe('connector under fuzzed input', () => {
       let last = -1;
       await waitUntil(
         () => {
-          const now = harness.connector.stats().coap.datagramsIn;
+          const now = harness.connector.stats().coap!.datagramsIn;
           const settled = now === last;
           last = now;
           return settled;
@@ -169,8 +169,8 @@ describe('connector under fuzzed input', () => {
         'datagram counter settled',
       );
       const stats = harness.connector.stats();
-      expect(stats.coap.datagramsIn).toBeGreaterThan(DATAGRAMS / 2);
-      expect(stats.coap.malformed).toBeGreaterThan(0);
+      expect(stats.coap!.datagramsIn).toBeGreaterThan(DATAGRAMS / 2);
+      expect(stats.coap!.malformed).toBeGreaterThan(0);
       expect(notifications).toBeGreaterThan(100);
       // Drops are logged, but throttled: a flood costs a bounded number of lines.
       expect(harness.logged('warn', /dropped/).length).toBeGreaterThan(0);

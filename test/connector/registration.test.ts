@@ -119,7 +119,7 @@ describe('connector registration interface and sync', () => {
     await harness.waitForTwin('dev-notify', (t) => t.deviceProperties.memoryFree?.value === 33);
     await harness.connector.flush();
     expect((await harness.twin('dev-notify'))?.deviceProperties.batteryLevel.value).toBe(50);
-    expect(harness.connector.stats().coap.staleNotifications).toBeGreaterThanOrEqual(1);
+    expect(harness.connector.stats().coap!.staleNotifications).toBeGreaterThanOrEqual(1);
 
     // Sequence numbers wrap at 2^24: 10 -> 2^23 -> 2^24 - 1 -> 3 are each newer than the one before.
     d.notify('/3/0/9', { payload: Buffer.from('42'), sequence: 2 ** 23 });
@@ -134,13 +134,13 @@ describe('connector registration interface and sync', () => {
     d.socket.on('message', (datagram) => {
       if (datagram.length === 4 && datagram[0] === 0x60) acks.push(datagram.readUInt16BE(2));
     });
-    const duplicatesBefore = harness.connector.stats().coap.duplicateResponses;
+    const duplicatesBefore = harness.connector.stats().coap!.duplicateResponses;
     const messageId = d.allocateMessageId();
     const datagram = d.notify('/3/0/9', { payload: Buffer.from('39'), sequence: 4, confirmable: true, messageId });
     d.sendRaw(datagram);
     await waitUntil(() => acks.filter((id) => id === messageId).length === 2, 2000, 'two ACKs');
     await harness.waitForTwin('dev-notify', (t) => t.deviceProperties.batteryLevel?.value === 39);
-    expect(harness.connector.stats().coap.duplicateResponses).toBe(duplicatesBefore + 1);
+    expect(harness.connector.stats().coap!.duplicateResponses).toBe(duplicatesBefore + 1);
   });
 
   it('writes notifications of one device that arrive together as one store call', async () => {

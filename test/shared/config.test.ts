@@ -21,6 +21,15 @@ describe('loadConnectorConfig', () => {
     ).toBe('amqpWebSockets');
   });
 
+  it('serves coaps on 5684 and plain CoAP unless turned off; booleans as ARM writes them (True/False)', () => {
+    expect(loadConnectorConfig(minimal)).toMatchObject({ coapsPort: 5684, plainCoapEnabled: true });
+    expect(loadConnectorConfig({ ...minimal, Connector__plainCoapEnabled: 'False' }).plainCoapEnabled).toBe(false);
+    expect(loadConnectorConfig({ ...minimal, Connector__plainCoapEnabled: 'true' }).plainCoapEnabled).toBe(true);
+    expect(() => loadConnectorConfig({ ...minimal, Connector__plainCoapEnabled: 'yes' })).toThrow(
+      /Connector__plainCoapEnabled must be true or false/,
+    );
+  });
+
   it('names the missing Service Bus setting and a transport it does not know', () => {
     const { ServiceBusConnection__fullyQualifiedNamespace: _, ...withoutServiceBus } = minimal;
     expect(() => loadConnectorConfig(withoutServiceBus)).toThrow(

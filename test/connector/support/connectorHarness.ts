@@ -8,6 +8,7 @@ import { TwinDocument, newTwin } from '../../../shared/twin';
 import { TwinEvent } from '../../../shared/twinEvents';
 import { LogFields, Logger } from '../../../connector/logger';
 import { RegistrationStore } from '../../../connector/registration/registrationStore';
+import { MemoryCredentialFeed } from './memoryCredentialFeed';
 import { ConnectorSettings, RunningConnector, startConnector } from '../../../connector/startConnector';
 import { TestCosmos, startTestCosmos } from '../../support/localCosmos';
 
@@ -64,6 +65,9 @@ export class ConnectorHarness {
   /** Queue-mode devices the connector reported awake (its `onDeviceAwake`), in order. */
   readonly awakened: string[] = [];
 
+  /** Credentials given to the connector (`startWithCredentials`): then it serves coaps too. */
+  credentials?: MemoryCredentialFeed;
+
   async start(
     overrides: Partial<ConnectorSettings> = {},
     database = 'connector-test',
@@ -73,6 +77,12 @@ export class ConnectorHarness {
     this.ownsCosmos = true;
     this.store = new CosmosTwinStore(await openTwinsContainer(this.cosmos.client, database), 93);
     return this.startConnector(overrides, registrations);
+  }
+
+  /** A connector that takes its devices' credentials from `credentials` (`provisionWith` adds them) and serves coaps. */
+  async startWithCredentials(overrides: Partial<ConnectorSettings> = {}, database = 'connector-test'): Promise<this> {
+    this.credentials = new MemoryCredentialFeed();
+    return this.start({ coapsPort: 0, ...overrides }, database);
   }
 
   /** A second connector on `other`'s Cosmos and twins (a restart); `other` closes the Cosmos server. */
@@ -94,6 +104,7 @@ export class ConnectorHarness {
     this.connector = await startConnector({
       store: this.store,
       registrations,
+      credentials: this.credentials,
       config: this.settings,
       events: { publish: async (events) => void this.events.push(...events) },
       onDeviceAwake: (deviceId) => void this.awakened.push(deviceId),
@@ -105,6 +116,38 @@ export class ConnectorHarness {
 
   get server() {
     return { host: '127.0.0.1', port: this.connector.coapPort };
+  }
+
+  /** The coaps endpoint (with `startWithCredentials`). */
+  get secureServer() {
+    return { host: '127.0.0.1', port: this.connector.coapsPort as number };
+  }
+
+  /** Provisions a device (its twin) with credentials, as PUT /api/devices does; `version` orders rotations. */
+  async provisionWith(deviceId: string, security: { identity: string; key: Buffer } | 'none', version = Date.now()) {
+    await this.provision(deviceId);
+    this.setCredentials(deviceId, security, version);
+  }
+
+  /** Writes a new version of a device's credentials (a rotation), or revokes them (deprovisioning). */
+  setCredentials(
+    deviceId: string,
+    security: { identity: string; key: Buffer } | 'none' | 'revoked',
+    version = Date.now(),
+  ) {
+    if (!this.credentials) throw new Error('start the harness with startWithCredentials');
+    const base = { id: deviceId, deviceId, version, updatedTime: new Date(version).toISOString() };
+    if (security === 'revoked') this.credentials.put({ ...base, mode: 'psk', revoked: true, ttl: 60 });
+    else if (security === 'none') this.credentials.put({ ...base, mode: 'none', revoked: false });
+    else {
+      this.credentials.put({
+        ...base,
+        mode: 'psk',
+        identity: security.identity,
+        key: security.key.toString('base64'),
+        revoked: false,
+      });
+    }
   }
 
   async provision(deviceId: string): Promise<void> {

@@ -3,8 +3,8 @@
  * (write-attributes, observe, read, write, execute) from a resource table, and sends notifications with chosen
  * sequence numbers, formats and message types. Every byte it sends can also be chosen by hand (`sendRaw`).
  */
-import dgram, { Socket } from 'node:dgram';
-import { AddressInfo } from 'node:net';
+import dgram from 'node:dgram';
+import { SavedSession } from '../../../connector/dtls/dtlsAddon';
 import {
   CoapMessage,
   CoapOption,
@@ -18,6 +18,7 @@ import {
   stringOption,
   uintOption,
 } from '../../../connector/coap/coapMessage';
+import { DtlsDeviceSocket, PskCredentials } from './dtlsDeviceSocket';
 
 export interface ServerAddress {
   host: string;
@@ -47,6 +48,14 @@ export interface ReceivedRequest {
 
 const TEXT = 0;
 
+/** What the client needs of its transport: a UDP socket, or a DTLS session (`DtlsDeviceSocket`). */
+export interface DeviceSocket {
+  on(event: 'message', listener: (datagram: Buffer) => void): unknown;
+  send(datagram: Buffer, port: number, host: string): void;
+  address(): { port: number };
+  close(callback: () => void): void;
+}
+
 export class TestDevice {
   /** Requests received from the server, in arrival order. */
   readonly received: ReceivedRequest[] = [];
@@ -64,7 +73,7 @@ export class TestDevice {
   private closed = false;
 
   private constructor(
-    readonly socket: Socket,
+    readonly socket: DeviceSocket,
     readonly server: ServerAddress,
   ) {
     socket.on('message', (datagram) => this.receive(datagram));
@@ -80,8 +89,22 @@ export class TestDevice {
     return new TestDevice(socket, server);
   }
 
+  /** The same client over a DTLS PSK session with `server` (its coaps port); rejects when the handshake fails. */
+  static async overDtls(
+    server: ServerAddress,
+    credentials: PskCredentials,
+    options: { resume?: SavedSession; timeoutMs?: number } = {},
+  ): Promise<TestDevice> {
+    return new TestDevice(await DtlsDeviceSocket.connect(server, credentials, options), server);
+  }
+
+  /** The DTLS session, to resume it from another port (a client over DTLS only). */
+  dtlsSession(): SavedSession | undefined {
+    return this.socket instanceof DtlsDeviceSocket ? this.socket.connection.save() : undefined;
+  }
+
   get port(): number {
-    return (this.socket.address() as AddressInfo).port;
+    return this.socket.address().port;
   }
 
   /** Message IDs of RSTs the server sent us. */
