@@ -103,7 +103,11 @@ async function main(): Promise<void> {
     await untilOutput(bare, 'ready', 'the bare read server');
     const ids = Array.from({ length: DEVICES }, (_, i) => `bench-${i}`);
     for (const id of ids) {
-      const response = await fetch(`${stack.apiBaseUrl}/devices/${id}`, { method: 'PUT' });
+      const response = await fetch(`${stack.apiBaseUrl}/devices/${id}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ security: { mode: 'none' } }),
+      });
       if (response.status >= 300) throw new Error(`provisioning ${id}: ${response.status}`);
     }
     const fixedHost = await startFixedTwinHost(

@@ -4,7 +4,7 @@
  * `main` glob in package.json.
  */
 import { app } from '@azure/functions';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   loadConnectorApiKey,
@@ -17,6 +17,7 @@ import {
 import { ConnectorClient } from '../shared/connectorClient';
 import { EVENTS_TOPIC, JOBS_QUEUE } from '../shared/constants';
 import { createCosmosClient } from '../shared/cosmosClient';
+import { CosmosCredentialWriter, openCredentialsContainer } from '../shared/cosmosCredentialWriter';
 import { CosmosJobStore, openJobsContainer } from '../shared/cosmosJobStore';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
 import { JobDeepReader } from '../shared/jobDeepReader';
@@ -28,6 +29,8 @@ import { ServiceBusJobQueue } from '../shared/serviceBusJobQueue';
 import { DeepReader } from '../shared/readThroughDeviceProperty';
 import { createServiceBusClient } from '../shared/serviceBusClient';
 import { EventPublisher, ServiceBusEventPublisher } from '../shared/twinEvents';
+import { GENERATED_PSK_BYTES } from '../shared/deviceCredentials';
+import { CredentialDependencies } from '../shared/twinOperations';
 import { TwinStore } from '../shared/twinStore';
 
 app.setup({ enableHttpStream: false });
@@ -50,6 +53,20 @@ export const twinStore = lazy<TwinStore>(async () => {
   const container = await openTwinsContainer(await cosmosClient(), config.databaseName);
   const { graceSeconds } = loadStalenessConfig(process.env);
   return new CosmosTwinStore(container, graceSeconds, loadObservationDefaults(process.env));
+});
+
+/**
+ * Device credentials: written (upsert) to the `credentials` container, never read back; keys are generated here
+ * from the platform CSPRNG.
+ */
+export const credentialDependencies = lazy<CredentialDependencies>(async () => {
+  const config = loadCosmosConfig(process.env);
+  const container = await openCredentialsContainer(await cosmosClient(), config.databaseName);
+  return {
+    credentials: new CosmosCredentialWriter(container),
+    now: () => Date.now(),
+    generateKey: () => randomBytes(GENERATED_PSK_BYTES),
+  };
 });
 
 /** The app's one Service Bus client (job queue, events topic). */

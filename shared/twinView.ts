@@ -27,6 +27,8 @@ export interface TwinView {
   tags: TwinDocument['tags'];
   serviceProperties: TwinDocument['serviceProperties'];
   deviceProperties: Record<string, DevicePropertyView>;
+  /** Mode and PSK identity; the key is never in a view. */
+  security?: TwinDocument['security'];
 }
 
 /** The HTTP form of an ETag: always double-quoted. */
@@ -53,7 +55,7 @@ export function toTwinView(twin: TwinDocument): TwinView {
   for (const [name, property] of Object.entries(twin.deviceProperties)) {
     deviceProperties[name] = toDevicePropertyView(property);
   }
-  return {
+  const view: TwinView = {
     deviceId: twin.deviceId,
     etag: httpEtag(twin),
     version: twin.version,
@@ -62,4 +64,10 @@ export function toTwinView(twin: TwinDocument): TwinView {
     serviceProperties: twin.serviceProperties,
     deviceProperties,
   };
+  if (twin.security)
+    view.security = {
+      mode: twin.security.mode,
+      ...(twin.security.identity !== undefined && { identity: twin.security.identity }),
+    };
+  return view;
 }

@@ -37,8 +37,13 @@ async function call(
 
 const patch = (deviceId: string, body: unknown) =>
   call(patchTwinHandler, { method: 'PATCH', path: `/twins/${deviceId}`, body }, { deviceId });
-const provision = (deviceId: string, body?: unknown) =>
-  call(provisionDeviceHandler, { method: 'PUT', path: `/devices/${deviceId}`, body }, { deviceId });
+/** Provisions without device security (`security` is mandatory; these tests are about twin contents). */
+const provision = (deviceId: string, body: Record<string, unknown> = {}) =>
+  call(
+    provisionDeviceHandler,
+    { method: 'PUT', path: `/devices/${deviceId}`, body: { security: { mode: 'none' }, ...body } },
+    { deviceId },
+  );
 const queryTwins = (query: string, headers?: Record<string, string>) =>
   call(queryTwinsHandler, { method: 'GET', path: `/twins?${query}`, headers });
 const listJobs = (deviceId: string, query: string, headers?: Record<string, string>) =>

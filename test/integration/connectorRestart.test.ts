@@ -42,7 +42,8 @@ async function startDevices(
 ): Promise<{ fleet: SimulatedFleet; ids: string[]; registrationIds: string[] }> {
   const prefix = `${uniqueDeviceId('restart')}-`;
   const ids = Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(3, '0')}`);
-  for (const id of ids) expect((await api('PUT', `/devices/${id}`)).status).toBe(201);
+  for (const id of ids)
+    expect((await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' } } })).status).toBe(201);
   const fleet = await startSimulatedFleet({
     count,
     prefix,
@@ -124,7 +125,7 @@ describe('connector restart', () => {
     try {
       expect((await api('DELETE', `/devices/${deviceId}`)).status).toBe(204);
       expect(await connectorHealth(settings)).toMatchObject({ registrations: 0 });
-      expect((await api('PUT', `/devices/${deviceId}`)).status).toBe(201);
+      expect((await api('PUT', `/devices/${deviceId}`, { body: { security: { mode: 'none' } } })).status).toBe(201);
 
       // The old registration's observation is gone: its notify gets RST and nothing reaches the new twin.
       const resetsBefore = ((await connectorHealth(settings)).coap as { resetsSent: number }).resetsSent;

@@ -94,7 +94,8 @@ async function startDevices(
 ): Promise<{ fleet: SimulatedFleet; ids: string[] }> {
   const prefix = options.prefix ?? `${uniqueDeviceId('job')}-`;
   const ids = Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(3, '0')}`);
-  for (const id of ids) expect((await api('PUT', `/devices/${id}`)).status).toBeLessThan(300);
+  for (const id of ids)
+    expect((await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' } } })).status).toBeLessThan(300);
   const fleet = await startSimulatedFleet({
     count,
     prefix,
@@ -272,7 +273,7 @@ describe('jobs on several devices', () => {
 describe('job faults', () => {
   it('a job for a device that is not connected fails fast with DeviceNotConnected', async () => {
     const deviceId = uniqueDeviceId('offline');
-    await api('PUT', `/devices/${deviceId}`);
+    await api('PUT', `/devices/${deviceId}`, { body: { security: { mode: 'none' } } });
     const started = Date.now();
     const done = await finished(
       (await submit({ type: 'readDeviceProperty', deviceId, property: 'batteryLevel' })).jobId,
@@ -411,7 +412,7 @@ describe('job faults', () => {
 describe('jobs HTTP API', () => {
   it('answers an invalid POST body with 400 naming the field, and nothing is recorded', async () => {
     const deviceId = uniqueDeviceId('api');
-    await api('PUT', `/devices/${deviceId}`);
+    await api('PUT', `/devices/${deviceId}`, { body: { security: { mode: 'none' } } });
     const cases: [unknown, number, string][] = [
       [{ deviceId, property: 'batteryLevel' }, 400, 'type'],
       [{ type: 'readDeviceProperty', deviceId: 'bad id', property: 'batteryLevel' }, 400, 'deviceId'],
@@ -440,7 +441,7 @@ describe('jobs HTTP API', () => {
 
   it('is idempotent under a client jobId, lists a device newest first over pages, and cancels a queued job', async () => {
     const deviceId = uniqueDeviceId('idem');
-    await api('PUT', `/devices/${deviceId}`);
+    await api('PUT', `/devices/${deviceId}`, { body: { security: { mode: 'none' } } });
     const jobId = uniqueDeviceId('client-job');
     const body = { type: 'readDeviceProperty', deviceId, property: 'batteryLevel', jobId };
     const first = await api('POST', '/jobs', { body });

@@ -9,10 +9,12 @@ type Json = Record<string, unknown>;
 describe('provisioning and shallow reads', () => {
   it('provisions (201, then 200), reads with ETag, 304 on If-None-Match, deprovisions', async () => {
     const id = uniqueDeviceId('dev');
-    const created = await api('PUT', `/devices/${id}`, { body: { tags: { site: 'plant-7' } } });
+    const created = await api('PUT', `/devices/${id}`, {
+      body: { security: { mode: 'none' }, tags: { site: 'plant-7' } },
+    });
     expect(created.status).toBe(201);
     expect(created.headers.get('location')).toBe(`/api/twins/${id}`);
-    expect(await api('PUT', `/devices/${id}`)).toMatchObject({ status: 200 });
+    expect(await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' } } })).toMatchObject({ status: 200 });
 
     const read = await api('GET', `/twins/${id}`);
     expect(read.status).toBe(200);
@@ -34,6 +36,39 @@ describe('provisioning and shallow reads', () => {
     expect((await api('DELETE', `/devices/${id}`)).status).toBe(404);
   });
 
+  it('device security: a generated PSK is returned once, never by a GET; rotation returns a new one; security is mandatory', async () => {
+    const id = uniqueDeviceId('psk');
+    const created = await api('PUT', `/devices/${id}`, { body: { security: { mode: 'psk' } } });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('cache-control')).toBe('no-store');
+    const { key } = (created.body as { security: { key: string } }).security;
+    expect((created.body as Json).security).toEqual({ mode: 'psk', identity: id, key });
+    expect(Buffer.from(key, 'base64')).toHaveLength(16);
+
+    const read = await api('GET', `/twins/${id}`);
+    expect((read.body as Json).security).toEqual({ mode: 'psk', identity: id });
+    const again = await api('PUT', `/devices/${id}`, { body: { security: { mode: 'psk' } } });
+    expect(again.status).toBe(200);
+    const query = await api('GET', `/twins?pageSize=1000`);
+    for (const answer of [read, again, query]) expect(answer.text).not.toContain(key);
+
+    const rotated = await api('POST', `/devices/${id}/credentials`, { body: { security: { mode: 'psk' } } });
+    expect(rotated.status).toBe(200);
+    const next = (rotated.body as { security: { key: string } }).security.key;
+    expect(next).toEqual(expect.any(String));
+    expect(next).not.toBe(key);
+    expect((await api('GET', `/twins/${id}`)).text).not.toContain(next);
+
+    const missing = await api('PUT', `/devices/${uniqueDeviceId('nosec')}`, { body: { tags: { a: 1 } } });
+    expect(missing).toMatchObject({ status: 400, body: { code: 'InvalidRequest', field: 'security' } });
+    const badKey = await api('PUT', `/devices/${uniqueDeviceId('badkey')}`, {
+      body: { security: { mode: 'psk', key: 'abcd' } },
+    });
+    expect(badKey).toMatchObject({ status: 400, body: { field: 'security.key' } });
+    expect((await api('DELETE', `/devices/${id}`)).status).toBe(204);
+    expect((await api('POST', `/devices/${id}/credentials`, { body: { security: { mode: 'psk' } } })).status).toBe(404);
+  });
+
   it('answers an unknown device with 404 problem+json and a bad device id with 400', async () => {
     const missing = await api('GET', `/twins/${uniqueDeviceId('nobody')}`);
     expect(missing.status).toBe(404);
@@ -41,7 +76,7 @@ describe('provisioning and shallow reads', () => {
     expect(missing.body).toMatchObject({ status: 404, code: 'DeviceNotFound', title: expect.any(String) });
 
     for (const bad of ['a%20b', "it's", 'x'.repeat(129), '-leading', 'semi%3Bcolon']) {
-      const response = await api('PUT', `/devices/${bad}`);
+      const response = await api('PUT', `/devices/${bad}`, { body: { security: { mode: 'none' } } });
       expect({ bad, status: response.status, code: (response.body as Json)?.code }).toEqual({
         bad,
         status: 400,
@@ -52,7 +87,7 @@ describe('provisioning and shallow reads', () => {
 
   it('reads one device property: 404 naming the catalog for an unknown name', async () => {
     const id = uniqueDeviceId('prop');
-    await api('PUT', `/devices/${id}`);
+    await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' } } });
     const unknown = await api('GET', `/twins/${id}/deviceProperties/flux`);
     expect(unknown.status).toBe(404);
     expect(unknown.body).toMatchObject({ code: 'PropertyNotFound' });
@@ -66,7 +101,7 @@ describe('provisioning and shallow reads', () => {
 describe('PATCH /twins/{deviceId}', () => {
   it('merges tags and service properties, stamps lastUpdatedTime, removes with null', async () => {
     const id = uniqueDeviceId('patch');
-    await api('PUT', `/devices/${id}`, { body: { tags: { site: 'a', floor: 2 } } });
+    await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' }, tags: { site: 'a', floor: 2 } } });
     const patched = await api('PATCH', `/twins/${id}`, {
       body: { tags: { floor: null, line: 'L1' }, serviceProperties: { customerId: '123' } },
     });
@@ -82,7 +117,7 @@ describe('PATCH /twins/{deviceId}', () => {
 
   it('gives 412 for a stale If-Match and applies with the current one', async () => {
     const id = uniqueDeviceId('etag');
-    const created = await api('PUT', `/devices/${id}`);
+    const created = await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' } } });
     const firstEtag = created.headers.get('etag') as string;
     await api('PATCH', `/twins/${id}`, { body: { tags: { a: 1 } } });
     const lost = await api('PATCH', `/twins/${id}`, { body: { tags: { a: 2 } }, headers: { 'if-match': firstEtag } });
@@ -96,7 +131,7 @@ describe('PATCH /twins/{deviceId}', () => {
 
   it('refuses to touch deviceProperties with 409 and changes nothing', async () => {
     const id = uniqueDeviceId('ro');
-    await api('PUT', `/devices/${id}`, { body: { tags: { keep: 'me' } } });
+    await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' }, tags: { keep: 'me' } } });
     const response = await api('PATCH', `/twins/${id}`, {
       body: { tags: { keep: 'changed' }, deviceProperties: { timezone: 'UTC' } },
     });
@@ -108,7 +143,7 @@ describe('PATCH /twins/{deviceId}', () => {
 
   it('never answers bad input with a 5xx', async () => {
     const id = uniqueDeviceId('bad');
-    await api('PUT', `/devices/${id}`);
+    await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' } } });
     const cases: { name: string; rawBody?: string | Buffer; body?: unknown; headers?: Record<string, string> }[] = [
       { name: 'malformed JSON', rawBody: '{"tags": {', headers: { 'content-type': 'application/json' } },
       { name: 'array body', body: [1, 2] },
@@ -149,7 +184,9 @@ describe('GET /twins (query)', () => {
     // Device property values only come from devices; service properties are the caller's, so they drive this test.
     for (let i = 0; i < 7; i++) {
       const id = `${site}-${i}`;
-      await api('PUT', `/devices/${id}`, { body: { tags: { site, kind: i % 2 ? 'odd' : 'even' } } });
+      await api('PUT', `/devices/${id}`, {
+        body: { security: { mode: 'none' }, tags: { site, kind: i % 2 ? 'odd' : 'even' } },
+      });
       await api('PATCH', `/twins/${id}`, { body: { serviceProperties: { rank: i } } });
     }
     const seen: string[] = [];
@@ -211,7 +248,7 @@ describe('GET /twins (query)', () => {
 describe('limits and continuation tokens', () => {
   it('refuses a 60 KB tag with 400 naming it, and a garbage continuation token with 400 InvalidContinuation', async () => {
     const id = uniqueDeviceId('limit');
-    await api('PUT', `/devices/${id}`);
+    await api('PUT', `/devices/${id}`, { body: { security: { mode: 'none' } } });
     const big = await api('PATCH', `/twins/${id}`, { body: { tags: { blob: 'x'.repeat(60 * 1024) } } });
     expect(big).toMatchObject({ status: 400, body: { code: 'InvalidRequest', field: 'tags.blob' } });
     expect(((await api('GET', `/twins/${id}`)).body as { version: number }).version).toBe(1);
