@@ -12,6 +12,7 @@
 import { CatalogEntry, PropertyValue } from '../shared/catalog';
 import { TwinError } from '../shared/errors';
 import {
+  CoapBlockwiseError,
   CoapCancelledError,
   CoapEndpoint,
   CoapResetError,
@@ -128,6 +129,15 @@ export class DeviceRequests {
         throw new TwinError('DeviceTimeout', `${deviceId} did not answer within ${timeoutMs} ms (${error.message})`, {
           timeoutMs,
         });
+      }
+      if (error instanceof CoapBlockwiseError) {
+        throw new TwinError(
+          'DeviceRejected',
+          `${deviceId} sent a block-wise transfer that could not be completed (${error.message})`,
+          {
+            coapCode: 'blockwise',
+          },
+        );
       }
       if (error instanceof CoapResetError) {
         throw new TwinError('DeviceRejected', `${deviceId} answered with a CoAP reset`, { coapCode: 'RST' });

@@ -315,7 +315,7 @@ export class Lwm2mServer {
       case 'notFound':
         return { code: Code.NOT_FOUND, payload: text(response.detail) };
       case 'forbidden':
-        this.warnings.warn('registration refused', { endpoint, peer: peerKey(peer), reason: response.detail });
+        this.warnings.warn(`registration refused: ${response.detail}`, { endpoint, peer: peerKey(peer) });
         return { code: Code.FORBIDDEN, payload: text(response.detail) };
       case 'tooManyRequests':
         this.warnings.warn('registration refused: too many refused registrations from this address', {

@@ -34,6 +34,7 @@ import {
   readUintOption,
   stringOption,
   uintOption,
+  CoapOption,
 } from '../coap/coapMessage';
 import { acceptFor } from '../lwm2m/acceptFor';
 import { decodePropertyValue } from '../lwm2m/contentFormat';
@@ -108,7 +109,16 @@ export class ObservationService {
     const coap = this.options.endpointFor(registration);
     for (const [name, token] of Object.entries(registration.observations)) {
       const entry = findProperty(name);
-      if (!entry || !coap.restoreObservation(registration.address, token, this.listenerFor(registration, entry))) {
+      // With the observe request's options again, so a block-wise notification's later blocks can be fetched.
+      const restored =
+        entry !== undefined &&
+        coap.restoreObservation(
+          registration.address,
+          token,
+          this.listenerFor(registration, entry),
+          this.observeOptions(registration, entry),
+        );
+      if (!restored) {
         delete registration.observations[name];
       }
     }
@@ -158,6 +168,11 @@ export class ObservationService {
     return true;
   }
 
+  /** The Uri-Path and Accept of a resource's observe request. */
+  private observeOptions(registration: Registration, entry: CatalogEntry): CoapOption[] {
+    return [...resourcePath(registration, entry), uintOption(OptionNumber.ACCEPT, acceptFor(registration))];
+  }
+
   /** Write-Attributes then Observe for one resource. */
   private async observeOne(registration: Registration, entry: CatalogEntry): Promise<Outcome> {
     const { pmin, pmax } = observationFor(entry, this.options.observation);
@@ -186,7 +201,7 @@ export class ObservationService {
         registration,
         {
           code: Code.GET,
-          options: [observeOption(true), ...path, uintOption(OptionNumber.ACCEPT, acceptFor(registration))],
+          options: [observeOption(true), ...this.observeOptions(registration, entry)],
         },
         listener,
       );
