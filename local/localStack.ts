@@ -7,7 +7,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync, WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { MAX_BODY_BYTES } from '../functions/lib/httpAdapter';
@@ -23,10 +23,15 @@ export interface StackPorts {
   serviceBus: number;
   functions: number;
   coap: number;
+  /** CoAP over DTLS (coaps://), UDP. */
+  coaps: number;
   connectorApi: number;
 }
 
-/** The official emulators' ports (Cosmos 8081, Azurite 10000-10002, Service Bus 5672, Functions 7071, CoAP 5683). */
+/**
+ * The official emulators' ports (Cosmos 8081, Azurite 10000-10002, Service Bus 5672, Functions 7071), and CoAP's
+ * (5683, coaps 5684).
+ */
 export const DEFAULT_PORTS: StackPorts = {
   cosmos: 8081,
   blob: 10000,
@@ -35,6 +40,7 @@ export const DEFAULT_PORTS: StackPorts = {
   serviceBus: 5672,
   functions: 7071,
   coap: 5683,
+  coaps: 5684,
   connectorApi: 8090,
 };
 
@@ -50,7 +56,10 @@ export interface LocalStackOptions {
   ports?: Partial<StackPorts>;
   /** Where Azurite data, certificates and logs go (git-ignored). */
   dataDir?: string;
-  /** Simulated devices started (and provisioned) with the stack: 0 for none. */
+  /**
+   * Simulated devices started with the stack: 0 for none. Each `sim-NNN` is provisioned with a PSK the service
+   * generates, handed to the simulator in `<dataDir>/simulator-psk.json` (mode 0600), and talks coaps://.
+   */
   simulatedDevices?: number;
   /** Observation attributes in seconds for every property class, so a demo fills in within seconds. */
   observation?: { pmin: number; pmax: number };
@@ -191,16 +200,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const apiBaseUrl = `http://127.0.0.1:${ports.functions}/api`;
     const devices = options.simulatedDevices ?? 0;
     if (pieces.has('simulator') && devices > 0) {
-      for (let i = 1; i <= devices; i++) {
-        const deviceId = `sim-${String(i).padStart(3, '0')}`;
-        const response = await fetch(`${apiBaseUrl}/devices/${deviceId}`, {
-          method: 'PUT',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ tags: { site: 'local-demo' } }),
-        });
-        if (!response.ok)
-          throw new Error(`Provisioning ${deviceId} failed: ${response.status} ${await response.text()}`);
-      }
+      const pskFile = path.join(dataDir, SIMULATOR_PSK_FILE);
+      await provisionSimulatedDevices(apiBaseUrl, devices, pskFile);
       const observation = options.observation;
       start('simulator', dist('simulator', 'main.js'), [
         '--count',
@@ -208,7 +209,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         '--prefix',
         'sim-',
         '--server',
-        `127.0.0.1:${ports.coap}`,
+        `127.0.0.1:${ports.coaps}`,
+        '--psk-file',
+        pskFile,
         ...(observation ? ['--pmin', String(observation.pmin), '--pmax', String(observation.pmax)] : []),
       ]);
     }
@@ -224,6 +227,46 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await stop();
     throw error;
   }
+}
+
+/** The simulator's PSK file under the data dir: each device's identity and key (simulator/pskFile.ts). */
+export const SIMULATOR_PSK_FILE = 'simulator-psk.json';
+
+/**
+ * Provisions `sim-001`.. with `security: {mode: 'psk'}` and writes the keys the service generated to `pskFile`
+ * (mode 0600). A device that already exists (200: its key is not shown again) gets a new one from
+ * `POST /devices/{id}/credentials`.
+ */
+async function provisionSimulatedDevices(apiBaseUrl: string, count: number, pskFile: string): Promise<void> {
+  const entries: Record<string, { identity: string; key: string }> = {};
+  const call = async (deviceId: string, method: string, url: string, body: unknown) => {
+    const response = await fetch(url, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`Provisioning ${deviceId} failed: ${response.status} ${await response.text()}`);
+    return {
+      status: response.status,
+      body: (await response.json()) as { security?: { identity?: string; key?: string } },
+    };
+  };
+  for (let i = 1; i <= count; i++) {
+    const deviceId = `sim-${String(i).padStart(3, '0')}`;
+    const url = `${apiBaseUrl}/devices/${deviceId}`;
+    let { body } = await call(deviceId, 'PUT', url, { security: { mode: 'psk' }, tags: { site: 'local-demo' } });
+    if (body.security?.key === undefined) {
+      ({ body } = await call(deviceId, 'POST', `${url}/credentials`, { security: { mode: 'psk' } }));
+    }
+    const { identity, key } = body.security ?? {};
+    if (identity === undefined || key === undefined) {
+      throw new Error(`Provisioning ${deviceId}: the service returned no generated PSK`);
+    }
+    entries[deviceId] = { identity, key };
+  }
+  // A new file each time: writeFileSync's mode applies only to a file it creates.
+  rmSync(pskFile, { force: true });
+  writeFileSync(pskFile, JSON.stringify(entries, null, 2), { mode: 0o600 });
 }
 
 function localSettings(input: {
@@ -249,6 +292,7 @@ function localSettings(input: {
     Connector__apiKey: randomBytes(24).toString('base64url'),
     Connector__instanceId: 'connector-local',
     Connector__coapPort: String(ports.coap),
+    Connector__coapsPort: String(ports.coaps),
     Connector__coapAddress: '127.0.0.1',
     Connector__apiPort: String(ports.connectorApi),
     Connector__apiUrl: `http://127.0.0.1:${ports.connectorApi}`,

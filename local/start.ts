@@ -4,7 +4,7 @@
  */
 import { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { LocalStack, startLocalStack } from './localStack';
+import { LocalStack, SIMULATOR_PSK_FILE, startLocalStack } from './localStack';
 
 async function main(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..');
@@ -44,8 +44,8 @@ async function main(): Promise<void> {
       `  Cosmos DB         https://localhost:${ports.cosmos}   (certificate: ${stack.settings.CosmosDb__trustedCertificatePath})`,
       `  Azurite           blob ${ports.blob}, queue ${ports.queue}, table ${ports.table}   (data: ${path.join(stack.dataDir, 'azurite')})`,
       `  Service Bus       amqp://localhost:${ports.serviceBus}   (UseDevelopmentEmulator=true)`,
-      `  CoAP connector    udp://127.0.0.1:${ports.coap}   internal API ${stack.connectorApiUrl}`,
-      `  Simulated devices ${devices} (sim-001..), pmin 2 s, pmax 30 s`,
+      `  CoAP connector    coap://127.0.0.1:${ports.coap}, coaps://127.0.0.1:${ports.coaps}   internal API ${stack.connectorApiUrl}`,
+      `  Simulated devices ${devices} (sim-001..) over coaps, keys in ${path.join(stack.dataDir, SIMULATOR_PSK_FILE)}, pmin 2 s, pmax 30 s`,
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'),

@@ -7,10 +7,10 @@ import { freePorts, startLocalStack } from '../../local/localStack';
 
 export default async function globalSetup(): Promise<void> {
   const root = path.resolve(__dirname, '..', '..');
-  const [cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi] = await freePorts(8);
+  const [cosmos, blob, queue, table, serviceBus, functions, coap, coaps, connectorApi] = await freePorts(9);
   const stack = await startLocalStack({
     root,
-    ports: { cosmos, blob, queue, table, serviceBus, functions, coap, connectorApi },
+    ports: { cosmos, blob, queue, table, serviceBus, functions, coap, coaps, connectorApi },
     dataDir: path.join(root, '.local', 'test-stack'),
     output: 'files',
     simulatedDevices: 0,
@@ -23,5 +23,6 @@ export default async function globalSetup(): Promise<void> {
   process.env.LWM2M_TEST_API = stack.apiBaseUrl;
   process.env.LWM2M_TEST_CONNECTOR_API = stack.connectorApiUrl;
   process.env.LWM2M_TEST_COAP_PORT = String(stack.ports.coap);
+  process.env.LWM2M_TEST_COAPS_PORT = String(stack.ports.coaps);
   process.env.LWM2M_TEST_SETTINGS = JSON.stringify(stack.settings);
 }
