@@ -87,6 +87,12 @@ export interface Lwm2mServerOptions {
   onDeviceAwake?: (deviceId: string) => void;
 }
 
+/**
+ * How long a DTLS session outlives its De-register, ms: long enough for the 2.02 and the answers to a few
+ * retransmissions of the DELETE (ACK_TIMEOUT is 2-3 s), short enough to free the session soon.
+ */
+const DEREGISTERED_SESSION_LINGER_MS = 5_000;
+
 /** The registration interface's path (`/rd`). */
 const REGISTRATION_PATH = 'rd';
 /** The Send operation's path (`/dp`, LwM2M 1.1). */
@@ -464,12 +470,24 @@ export class Lwm2mServer {
     await this.observations.observe(registration, missing);
   }
 
+  /** Ends the session at a registration's address, unless a registration (a new one) is held there again. */
+  private endSessionUnlessRegistered(registration: Registration): void {
+    const current = this.registry.forEndpoint(registration.endpoint);
+    if (current && addressKey(current.address) === addressKey(registration.address)) return;
+    this.endpoints.get(registration.transport)?.endSession(registration.address);
+  }
+
   private registrationEnded(registration: Registration, cause: EndCause, at: number): void {
     const endpoint = this.endpoints.get(registration.transport);
     // The peer's pending requests fail and its observations end (its next notification gets RST).
     endpoint?.forgetPeer(registration.address, `registration ended: ${cause}`);
-    // A DTLS session belongs to its registration: it ends with it (replaced: the new registration may be on it).
-    if (cause !== 'replaced') endpoint?.endSession(registration.address);
+    // A DTLS session belongs to its registration: it ends with it (replaced: the new registration may be on it). After
+    // a De-register it lingers a moment, so the 2.02 (and its repeat for a retransmitted DELETE) goes out over it.
+    if (cause === 'deregistered') {
+      setTimeout(() => this.endSessionUnlessRegistered(registration), DEREGISTERED_SESSION_LINGER_MS).unref();
+    } else if (cause !== 'replaced') {
+      endpoint?.endSession(registration.address);
+    }
     if (cause === 'deregistered' || cause === 'expired') void this.twins.disconnected(registration, at);
   }
 }

@@ -127,6 +127,30 @@ describe('coaps interop with libcoap coap-client', () => {
     }
   });
 
+  it('the simulator de-registers over its session: 2.02, and the twin shows it disconnected', async () => {
+    const key = Buffer.from('ffeeddccbbaa99887766554433221100', 'hex');
+    await harness.provisionWith('simcoaps-002', { identity: 'simcoaps-002', key });
+    const fleet = await startSimulatedFleet({
+      count: 1,
+      prefix: 'simcoaps-',
+      startIndex: 2,
+      server: harness.secureServer,
+      psk: new Map([['simcoaps-002', { identity: 'simcoaps-002', key }]]),
+      changeIntervalMs: 0,
+      deregisterTimeoutMs: 3000,
+    });
+    const device = fleet.devices[0];
+    await device.registered();
+    await harness.waitForTwin('simcoaps-002', (t) => t.connection.state === 'connected');
+    const deregistered = new Promise<boolean>((resolve) => {
+      device.once('deregistered', () => resolve(true));
+      setTimeout(() => resolve(false), 5000).unref();
+    });
+    await fleet.stop();
+    expect(await deregistered).toBe(true);
+    await harness.waitForTwin('simcoaps-002', (t) => t.connection.state === 'disconnected');
+  });
+
   it('never logs a key', () => {
     const logged = JSON.stringify(harness.logs);
     for (const key of [RIGHT_KEY, WRONG_KEY]) {
