@@ -134,6 +134,7 @@ export async function startConnector(options: ConnectorOptions): Promise<Running
     observation: config.observation,
     deviceTimeoutMs: config.deviceTimeoutSeconds * 1000,
     awakeWindowMs: (config.awakeWindowSeconds ?? DEFAULT_AWAKE_WINDOW_SECONDS) * 1000,
+    shortServerId: config.shortServerId,
     credentials,
     onDeviceAwake: options.onDeviceAwake,
   });

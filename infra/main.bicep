@@ -74,6 +74,11 @@ param connectorPlainCoapEnabled bool = false
 @description('How long a queue-mode device stays reachable after its last message, seconds (Connector__awakeWindowSeconds; default CoAP MAX_TRANSMIT_WAIT).')
 param connectorAwakeWindowSeconds int = 93
 
+@minValue(0)
+@maxValue(65534)
+@description('The connector\'s Short Server ID (Connector__shortServerId): of a device with several Server object instances, the one whose /1/x/0 holds it is this server\'s; 0: none, the lowest instance.')
+param connectorShortServerId int = 0
+
 @minValue(1)
 @description('How long a job without ttlSeconds waits for a sleeping queue-mode device before it fails DeviceAsleep, seconds (Jobs__maxWaitForDeviceSeconds).')
 param jobsMaxWaitForDeviceSeconds int = 86400
@@ -339,6 +344,7 @@ module connector './app/connector.bicep' = if (!empty(connectorImage)) {
     plainCoapEnabled: connectorPlainCoapEnabled
     deviceTimeoutSeconds: connectorDeviceTimeoutSeconds
     awakeWindowSeconds: connectorAwakeWindowSeconds
+    shortServerId: connectorShortServerId
     observation: observation
     tuning: connectorTuning
     stalenessGraceSeconds: stalenessGraceSeconds

@@ -128,6 +128,12 @@ export interface ConnectorConfig {
    * Register/Update. Optional for in-process starts (tests, benchmarks), which get the default.
    */
   awakeWindowSeconds?: number;
+  /**
+   * `Connector__shortServerId`: this server's Short Server ID (1-65534). A device that announces several Server object
+   * instances has each one's `/1/x/0` read once, and the instance with this id is this server's. Absent or 0 (none,
+   * the default): the lowest instance, unread. A device with one Server object instance uses it either way.
+   */
+  shortServerId?: number;
   /** `Observe__<class>__pmin` / `__pmax`: observation attributes per property class, in seconds. */
   observation: ObservationDefaults;
   /** `Connector__apiAddress`: address the internal HTTP API binds (default `::`, all interfaces). */
@@ -181,6 +187,20 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   const lower = raw.trim().toLowerCase();
   if (lower === 'true' || lower === 'false') return lower === 'true';
   throw new ConfigError(`App setting ${name} must be true or false; got "${raw}"`);
+}
+
+/** Largest Short Server ID (LwM2M object 1 resource 0: 1-65534; 0 and 65535 are reserved). */
+const MAX_SHORT_SERVER_ID = 65_534;
+
+/** `Connector__shortServerId`: 1-65534, or undefined when absent or 0 (none). */
+function shortServerId(env: Env): number | undefined {
+  const value = integer(env, 'Connector__shortServerId', 0);
+  if (value > MAX_SHORT_SERVER_ID) {
+    throw new ConfigError(
+      `App setting Connector__shortServerId must be a Short Server ID from 1 to ${MAX_SHORT_SERVER_ID} (0: none); got "${value}"`,
+    );
+  }
+  return value === 0 ? undefined : value;
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
@@ -308,6 +328,7 @@ export function loadConnectorConfig(env: Env = process.env): ConnectorConfig {
     apiKey: required(env, 'Connector__apiKey'),
     deviceTimeoutSeconds: integer(env, 'Connector__deviceTimeoutSeconds', 20, 1),
     awakeWindowSeconds: integer(env, 'Connector__awakeWindowSeconds', DEFAULT_AWAKE_WINDOW_SECONDS, 1),
+    shortServerId: shortServerId(env),
     observation: loadObservationDefaults(env),
     apiAddress: optional(env, 'Connector__apiAddress') ?? '::',
     stalenessGraceSeconds: loadStalenessConfig(env).graceSeconds,

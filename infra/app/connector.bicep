@@ -31,6 +31,8 @@ param plainCoapEnabled bool
 param deviceTimeoutSeconds int
 @description('How long a queue-mode device stays reachable after its last message, seconds.')
 param awakeWindowSeconds int
+@description('This server\'s Short Server ID, which picks the Server object instance of a device that has several; 0: none (the lowest instance).')
+param shortServerId int
 @description('Observation attributes per property class, seconds: { device: { pmin, pmax }, firmwareUpdate: ..., server: ... }.')
 param observation object
 @description('{ notifyBatchMs, maxConcurrentTwinWrites, expirySweepMs }, see main.bicep.')
@@ -109,6 +111,7 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
             { name: 'Connector__apiKey', secureValue: apiKey }
             { name: 'Connector__deviceTimeoutSeconds', value: string(deviceTimeoutSeconds) }
             { name: 'Connector__awakeWindowSeconds', value: string(awakeWindowSeconds) }
+            { name: 'Connector__shortServerId', value: string(shortServerId) }
             { name: 'Connector__notifyBatchMs', value: string(tuning.notifyBatchMs) }
             { name: 'Connector__maxConcurrentTwinWrites', value: string(tuning.maxConcurrentTwinWrites) }
             { name: 'Connector__expirySweepMs', value: string(tuning.expirySweepMs) }

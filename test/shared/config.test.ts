@@ -30,6 +30,18 @@ describe('loadConnectorConfig', () => {
     );
   });
 
+  it('takes a Short Server ID 1-65534 to pick the Server object instance; absent or 0 is none (the lowest)', () => {
+    expect(loadConnectorConfig(minimal).shortServerId).toBeUndefined();
+    expect(loadConnectorConfig({ ...minimal, Connector__shortServerId: '0' }).shortServerId).toBeUndefined();
+    expect(loadConnectorConfig({ ...minimal, Connector__shortServerId: '123' }).shortServerId).toBe(123);
+    expect(() => loadConnectorConfig({ ...minimal, Connector__shortServerId: '65535' })).toThrow(
+      /Connector__shortServerId must be a Short Server ID from 1 to 65534/,
+    );
+    expect(() => loadConnectorConfig({ ...minimal, Connector__shortServerId: 'one' })).toThrow(
+      /Connector__shortServerId must be an integer/,
+    );
+  });
+
   it('names the missing Service Bus setting and a transport it does not know', () => {
     const { ServiceBusConnection__fullyQualifiedNamespace: _, ...withoutServiceBus } = minimal;
     expect(() => loadConnectorConfig(withoutServiceBus)).toThrow(
