@@ -379,6 +379,30 @@ static int attach_bios(SSL *ssl, outbox *box, uint32_t mtu) {
   return SSL_set_mtu(ssl, mtu) > 0; /* returns the MTU set, 0 below DTLS's minimum */
 }
 
+/*
+ * An established session keeps no record buffers between calls. OpenSSL's DTLS record layer allocates a read and a
+ * write buffer of about 17 KB each and keeps them for the session's life (SSL_MODE_RELEASE_BUFFERS is honoured by
+ * TLS only): 33 of the 68 KB a server session had allocated. So every call on an established session ends with
+ * buffers_release (SSL_free_buffers, which refuses, freeing nothing, while a record is partly read or written), and
+ * every call that may write without reading first (encrypt, close, handleTimeout) starts with buffers_restore: DTLS's
+ * write path uses the write buffer without allocating it (SSL_free_buffers alone broke later writes), while a read
+ * sets both buffers up when they are missing. That read is of the empty read BIO (feed empties it after every
+ * datagram), so it consumes nothing. What stays is mostly OpenSSL's own: the handshake message buffer (init_buf,
+ * 21 KB, 16 KB of it zeroed), which DTLS over UDP keeps after the handshake and no public call frees.
+ */
+static void buffers_release(session *s) {
+  if (s->ssl && s->handshake_done) (void)SSL_free_buffers(s->ssl);
+}
+
+static void buffers_restore(session *s) {
+  unsigned char none[1];
+  if (s->ssl && s->handshake_done) {
+    ERR_clear_error();
+    (void)SSL_read(s->ssl, none, 0);
+    ERR_clear_error();
+  }
+}
+
 static napi_value wrap_session(napi_env env, context *c, napi_value owner, SSL *ssl, session **out) {
   napi_value result;
   session *s = calloc(1, sizeof *s);
@@ -561,6 +585,7 @@ static napi_value drive(napi_env env, session *s) {
   if (to_send == NULL) THROW(env, "DTLS: out of memory");
   CHECK(env, napi_set_named_property(env, result, "toSend", to_send));
   if (closed) session_free_ssl(s);
+  else buffers_release(s);
   ERR_clear_error();
   return result;
 }
@@ -598,6 +623,7 @@ static napi_value handle_timeout(napi_env env, napi_callback_info info) {
   session *s = session_arg(env, info, &argc, argv);
   if (s == NULL) THROW(env, "handleTimeout(session)");
   if (s->ssl) {
+    buffers_restore(s);
     ERR_clear_error();
     if (DTLSv1_handle_timeout(s->ssl) < 0) ERR_clear_error(); /* too many retransmissions: drive() reports it */
   }
@@ -614,9 +640,11 @@ static napi_value encrypt_record(napi_env env, napi_callback_info info) {
   if (s->ssl == NULL || !s->handshake_done) THROW(env, "DTLS session is not established");
   CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
   if (len == 0 || len > MAX_PLAINTEXT) THROW(env, "DTLS plaintext must be 1..16384 bytes");
+  buffers_restore(s);
   ERR_clear_error();
   int n = SSL_write(s->ssl, data, (int)len);
   ERR_clear_error();
+  buffers_release(s);
   if (n != (int)len) {
     outbox_clear(&s->out);
     THROW(env, "DTLS encrypt failed");
@@ -640,6 +668,7 @@ static napi_value close_session(napi_env env, napi_callback_info info) {
   if (argc >= 3) napi_get_value_bool(env, argv[2], &forget);
   if (s->ssl && forget && SSL_get_session(s->ssl)) SSL_CTX_remove_session(SSL_get_SSL_CTX(s->ssl), SSL_get_session(s->ssl));
   if (s->ssl && s->handshake_done && notify) {
+    buffers_restore(s);
     ERR_clear_error();
     SSL_shutdown(s->ssl);
     ERR_clear_error();
