@@ -37,10 +37,11 @@ async function main(): Promise<void> {
   const concurrency = Number(flags.concurrency);
   const pollMs = Number(flags.poll);
   const root = path.resolve(__dirname, '..', '..');
-  const [cosmos, blob, queue, table, serviceBus, functions, coapPort, connectorApi] = await freePorts(8);
+  const [cosmos, blob, queue, table, serviceBus, functions, coapPort, coaps, connectorApi] = await freePorts(9);
   const stack = await startLocalStack({
     root,
-    ports: { cosmos, blob, queue, table, serviceBus, functions, coap: coapPort, connectorApi },
+    // Every port its own (coaps too), so the benchmark runs beside `npm start`.
+    ports: { cosmos, blob, queue, table, serviceBus, functions, coap: coapPort, coaps, connectorApi },
     dataDir: path.join(root, '.local', 'bench-stack'),
     output: 'files',
     pieces: ['cosmos', 'azurite', 'serviceBus', 'connector', 'functions'],
