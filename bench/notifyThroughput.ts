@@ -36,27 +36,31 @@ import { EMULATOR_KEY, ensureLocalCertificate } from '../local/cosmosServer';
 import { parseFlags } from '../local/flags';
 import { MAX_DEVICES_PER_CALL } from '../connector/readingsWriter';
 import { ConnectorStats } from '../connector/startConnector';
-import { median } from './stats';
+import { median, processCpuMs } from './stats';
 import { MemorySample, OBSERVED_PATHS, WorkerReply, WorkerRequest } from './notifyThroughputWorker';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** Quiet time before a memory sample, so the garbage of the registration burst is collected and released. */
 const MEMORY_SETTLE_MS = 5000;
 /** The connector's Node flags, as connector/Dockerfile runs it (smaller heap growth: less RSS per device). */
-const CONNECTOR_NODE_FLAGS = ['--optimize-for-size'];
+export const CONNECTOR_NODE_FLAGS = ['--optimize-for-size'];
 const DATABASE = 'bench-notify';
-const PREFIX = 'bench-';
+export const PREFIX = 'bench-';
+const NO_MEMORY_SAMPLE: MemorySample = { rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN };
 
-class Worker {
+/** A worker process (bench/notifyThroughputWorker.ts) in one role, called over IPC. */
+export class Worker {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly child: ChildProcess;
 
+  /** `script`: the worker to fork (another checkout's build, for a before/after comparison); default this one's. */
   constructor(
     readonly role: string,
     execArgv: string[] = [],
+    script = path.join(__dirname, 'notifyThroughputWorker.js'),
   ) {
-    this.child = fork(path.join(__dirname, 'notifyThroughputWorker.js'), [role], {
+    this.child = fork(script, [role], {
       execArgv: ['--expose-gc', ...execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -95,6 +99,11 @@ class Worker {
     });
   }
 
+  /** CPU time the worker process has used so far (all threads), ms; undefined where /proc is missing. */
+  cpuMs(): number | undefined {
+    return this.child.pid === undefined ? undefined : processCpuMs(this.child.pid);
+  }
+
   async stop(): Promise<void> {
     await this.call('stop', {}, 60_000).catch(() => undefined);
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
@@ -107,7 +116,7 @@ class Worker {
  * Devices are numbered from a power of ten above the count (1000 devices: 10000-10999), so every endpoint name has
  * the same width whichever fleet starts it (the simulator pads numbers to the widest one in its fleet).
  */
-function firstDeviceNumber(devices: number): number {
+export function firstDeviceNumber(devices: number): number {
   return 10 ** String(devices).length;
 }
 
@@ -115,7 +124,10 @@ function firstDeviceNumber(devices: number): number {
 class FleetGroup {
   private readonly workers: Worker[];
 
-  constructor(processes: number) {
+  constructor(
+    processes: number,
+    private readonly registrationsPerSecond?: number,
+  ) {
     this.workers = Array.from({ length: processes }, () => new Worker('fleet'));
   }
 
@@ -126,7 +138,13 @@ class FleetGroup {
       this.workers.map((worker, i) => {
         const share = Math.min(per, count - i * per);
         return share > 0
-          ? worker.call('start', { count: share, prefix: PREFIX, serverPort, startIndex: startIndex + i * per })
+          ? worker.call('start', {
+              count: share,
+              prefix: PREFIX,
+              serverPort,
+              startIndex: startIndex + i * per,
+              registrationsPerSecond: this.registrationsPerSecond && this.registrationsPerSecond / this.workers.length,
+            })
           : undefined;
       }),
     );
@@ -171,7 +189,7 @@ async function rateOver(seconds: number, counter: () => Promise<number>): Promis
   return (c1 - c0) / elapsed;
 }
 
-interface Settings {
+export interface Settings {
   devices: number;
   properties: number;
   rate: number;
@@ -183,6 +201,8 @@ interface Settings {
   heapSnapshot: boolean;
   threaded: boolean;
   fleetProcesses: number;
+  /** Registers per second of the whole simulated fleet (default 500). */
+  registrationsPerSecond?: number;
 }
 
 async function baselinePhase(s: Settings): Promise<number> {
@@ -205,7 +225,7 @@ async function baselinePhase(s: Settings): Promise<number> {
   }
 }
 
-interface ConnectorResult {
+export interface ConnectorResult {
   persisted: number;
   received: number;
   offered: number;
@@ -218,13 +238,40 @@ interface ConnectorResult {
   readingsPerDeviceWrite: number;
   devicesPerCall: number;
   storeRequestsPerSecond: number;
+  /** Observations the connector held during the measurement, of `expectedObservations` (every resource observed). */
+  observations: number;
+  expectedObservations: number;
+  /** The connector process's CPU time (all threads, Linux) per 1,000 persisted notifications, ms; NaN elsewhere. */
+  cpuMsPerThousand: number;
+  /** This process's CPU time per 1,000 persisted notifications, ms: the local Cosmos server's, where it runs here. */
+  ownCpuMsPerThousand: number;
 }
 
-async function connectorPhase(
+/** How `connectorPhase` runs the connector (defaults: as this benchmark's own runs do). */
+export interface ConnectorPhaseOptions {
+  /** The connector worker to fork (another checkout's `dist/bench/notifyThroughputWorker.js`); default this one's. */
+  workerScript?: string;
+  /**
+   * Whether to sample memory (warm-up fleet, then the rest, 5 s of quiet before each sample); default true. Without
+   * it the whole fleet registers at once and the memory figures are NaN.
+   */
+  measureMemory?: boolean;
+  /** Extra arguments for the worker's `start` (a worker ignores those it does not know). */
+  startArgs?: Record<string, unknown>;
+  /**
+   * Go on once the connector's observation count has not grown for this long (ms), even short of every resource of
+   * the fleet (an observe that failed is not retried before the device's next Update); default: wait for all.
+   */
+  observationsQuietMs?: number;
+}
+
+export async function connectorPhase(
   s: Settings,
   cosmos: { endpoint: string; certPath: string },
   run: number,
+  options: ConnectorPhaseOptions = {},
 ): Promise<ConnectorResult> {
+  const measureMemory = options.measureMemory ?? true;
   const profileArgs = s.profile
     ? [
         '--cpu-prof',
@@ -232,8 +279,8 @@ async function connectorPhase(
         `--cpu-prof-name=connector-run${run}.cpuprofile`,
       ]
     : [];
-  const connector = new Worker('connector', [...CONNECTOR_NODE_FLAGS, ...profileArgs]);
-  const fleet = new FleetGroup(s.fleetProcesses);
+  const connector = new Worker('connector', [...CONNECTOR_NODE_FLAGS, ...profileArgs], options.workerScript);
+  const fleet = new FleetGroup(s.fleetProcesses, s.registrationsPerSecond);
   try {
     const { coapPort } = await connector.call<{ coapPort: number }>('start', {
       cosmosEndpoint: cosmos.endpoint,
@@ -243,22 +290,31 @@ async function connectorPhase(
       batchMs: s.batchMs,
       concurrency: s.concurrency,
       threaded: s.threaded,
+      ...options.startArgs,
     });
     const stats = () => connector.call<ConnectorStats>('stats');
     const observedFleet = async (devices: number) => {
+      let last = -1;
+      let lastGrowth = Date.now();
       await waitFor('connector observations', 180_000, async () => {
         const current = await stats();
-        return current.observations >= devices * OBSERVED_PATHS.length && current.pendingReadings === 0;
+        if (current.observations !== last) [last, lastGrowth] = [current.observations, Date.now()];
+        const stalled =
+          options.observationsQuietMs !== undefined && Date.now() - lastGrowth >= options.observationsQuietMs;
+        return (current.observations >= devices * OBSERVED_PATHS.length || stalled) && current.pendingReadings === 0;
       });
+      if (!measureMemory) return NO_MEMORY_SAMPLE;
       await sleep(MEMORY_SETTLE_MS);
       return connector.call<MemorySample>('memory');
     };
-    const m0 = await connector.call<MemorySample>('memory');
+    const m0 = measureMemory ? await connector.call<MemorySample>('memory') : NO_MEMORY_SAMPLE;
     // A warm-up fleet first, so what does not grow with the fleet is in place before the slope is measured: JIT
     // code, buffer pools, and the write path's working set (up to `concurrency` bulk calls of 100 devices each).
-    const warmup = Math.max(10, Math.min(Math.floor(s.devices / 2), s.concurrency * MAX_DEVICES_PER_CALL));
+    const warmup = measureMemory
+      ? Math.max(10, Math.min(Math.floor(s.devices / 2), s.concurrency * MAX_DEVICES_PER_CALL))
+      : 0;
     const first = firstDeviceNumber(s.devices);
-    await fleet.start(warmup, first, coapPort);
+    if (warmup > 0) await fleet.start(warmup, first, coapPort);
     const m1 = await observedFleet(warmup);
     await fleet.start(s.devices - warmup, first + warmup, coapPort);
     const m2 = await observedFleet(s.devices);
@@ -270,9 +326,13 @@ async function connectorPhase(
     await sleep(s.warmup * 1000);
     const start = await stats();
     const startFleet = await fleet.counters();
+    const cpu0 = connector.cpuMs();
+    const ownCpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await sleep(s.seconds * 1000);
     const end = await stats();
+    const cpu1 = connector.cpuMs();
+    const ownCpu = process.cpuUsage(ownCpu0);
     const endFleet = await fleet.counters();
     const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
     if (process.env.BENCH_VERBOSE) {
@@ -292,6 +352,11 @@ async function connectorPhase(
       readingsPerDeviceWrite: deviceWrites > 0 ? persisted / deviceWrites : 0,
       devicesPerCall: calls > 0 ? deviceWrites / calls : 0,
       storeRequestsPerSecond: (end.readings.storeRequests - start.readings.storeRequests) / elapsed,
+      observations: end.observations,
+      ownCpuMsPerThousand: persisted > 0 ? (ownCpu.user + ownCpu.system) / persisted : NaN,
+      cpuMsPerThousand:
+        cpu0 !== undefined && cpu1 !== undefined && persisted > 0 ? ((cpu1 - cpu0) * 1000) / persisted : NaN,
+      expectedObservations: s.devices * OBSERVED_PATHS.length,
     };
   } finally {
     await fleet.stop();
@@ -322,6 +387,18 @@ async function startKeepAliveCosmos(): Promise<{ endpoint: string; certPath: str
         server.close(() => resolve());
       }),
   };
+}
+
+/** The provisioned twins of a fleet of `devices` (never connected), as `connectorPhase` starts it. */
+export async function seedTwins(store: CosmosTwinStore, devices: number): Promise<void> {
+  const now = new Date().toISOString();
+  for (let i = 0; i < devices; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, devices - i) }, (_, k) =>
+        store.create(newTwin(`${PREFIX}${firstDeviceNumber(devices) + i + k}`, {}, now)),
+      ),
+    );
+  }
 }
 
 async function main(): Promise<void> {
@@ -361,15 +438,7 @@ async function main(): Promise<void> {
     trustedCertificatePath: cosmos.certPath,
   });
   try {
-    const store = new CosmosTwinStore(await openTwinsContainer(client, DATABASE), 93);
-    const now = new Date().toISOString();
-    for (let i = 0; i < s.devices; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, s.devices - i) }, (_, k) =>
-          store.create(newTwin(`${PREFIX}${firstDeviceNumber(s.devices) + i + k}`, {}, now)),
-        ),
-      );
-    }
+    await seedTwins(new CosmosTwinStore(await openTwinsContainer(client, DATABASE), 93), s.devices);
     console.log(
       `notify throughput: ${s.devices} devices, ${OBSERVED_PATHS.length} observed resources each, ${s.properties} ` +
         `changing, offered ${s.rate} changes/s, pmin 0; ${runs} runs of ${s.seconds} s after ${s.warmup} s warm-up`,
@@ -413,7 +482,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exit(1);
+  });
+}

@@ -15,6 +15,7 @@ import { DEFAULT_OBSERVATION, PropertyValue, TWIN_PROPERTIES } from '../shared/c
 import { createCosmosClient } from '../shared/cosmosClient';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
 import { Logger } from '../connector/logger';
+import { CosmosRegistrationStore, openRegistrationsContainer } from '../connector/registration/cosmosRegistrationStore';
 import { RunningConnector, startConnector } from '../connector/startConnector';
 import { ThreadedReadingsSink } from '../connector/threadedReadingsSink';
 import { SimulatedFleet, startSimulatedFleet } from '../simulator';
@@ -96,7 +97,7 @@ function fleetRole(): Record<string, Handler> {
         pmin: 0,
         pmax: 3600,
         changeIntervalMs: 0,
-        registrationsPerSecond: 500,
+        registrationsPerSecond: (args.registrationsPerSecond as number | undefined) ?? 500,
       });
       fleets.push(fleet);
       await fleet.allRegistered();
@@ -164,7 +165,12 @@ function connectorRole(): Record<string, Handler> {
   let connector: RunningConnector | undefined;
   let dispose: (() => Promise<void>) | undefined;
   return {
-    /** Wired as connector/main.ts wires it: an in-process store, readings written from a worker thread. */
+    /**
+     * Wired as connector/main.ts wires it: an in-process store, readings written from a worker thread; with
+     * `registrations: true` registrations kept in the database's `registrations` container (else in memory), loaded
+     * at start for `instanceId` (default 'bench'). Returns the CoAP port, how long `startConnector` took (ms), and
+     * the memory right before it (after a full GC).
+     */
     start: async (args) => {
       const cosmos = {
         endpoint: args.cosmosEndpoint as string,
@@ -177,17 +183,23 @@ function connectorRole(): Record<string, Handler> {
       const readingsSink = args.threaded
         ? await ThreadedReadingsSink.start({ cosmos, graceSeconds: 93, observation: DEFAULT_OBSERVATION })
         : undefined;
+      const registrations = args.registrations
+        ? new CosmosRegistrationStore(await openRegistrationsContainer(client, cosmos.databaseName))
+        : undefined;
       dispose = async () => {
         await readingsSink?.close();
         client.dispose();
       };
       const pmax = 3600;
+      const memoryBeforeStart = memory();
+      const startedAt = process.hrtime.bigint();
       connector = await startConnector({
         store,
+        registrations,
         readingsSink,
         log: quietLogger,
         config: {
-          instanceId: 'bench',
+          instanceId: (args.instanceId as string | undefined) ?? 'bench',
           coapPort: 0,
           coapAddress: '127.0.0.1',
           apiPort: 0,
@@ -206,7 +218,8 @@ function connectorRole(): Record<string, Handler> {
           expirySweepMs: 1000,
         },
       });
-      return { coapPort: connector.coapPort };
+      const startMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
+      return { coapPort: connector.coapPort, startMs, memoryBeforeStart };
     },
     stats: () => connector?.stats(),
     memory: () => memory(),
