@@ -71,11 +71,46 @@ function encodeSenmlJson(path: Lwm2mPath, readings: readonly ResourceReading[]):
   return Buffer.from(JSON.stringify(records), 'utf8');
 }
 
+/**
+ * A Send pack (LwM2M 1.1 §6.4.3) in SenML JSON (110) or SenML CBOR (112): one record per reading, named by its full
+ * path, the first with the base time `baseTimeSeconds` (seconds since the epoch, fractional) that dates them all.
+ */
+export function encodeSendPack(
+  readings: readonly ResourceReading[],
+  format: typeof ContentFormat.SENML_JSON | typeof ContentFormat.SENML_CBOR,
+  baseTimeSeconds: number,
+): Buffer {
+  if (format === ContentFormat.SENML_JSON) {
+    const records = readings.map((reading, index) => ({
+      ...(index === 0 && { bt: baseTimeSeconds }),
+      n: reading.definition.path,
+      ...jsonValue(reading.value),
+    }));
+    return Buffer.from(JSON.stringify(records), 'utf8');
+  }
+  const records = readings.map((reading, index) => {
+    const record = new Map<number, string | number | Buffer>();
+    if (index === 0) record.set(SenmlLabel.BASE_TIME, baseTimeSeconds);
+    record.set(SenmlLabel.NAME, reading.definition.path);
+    const value = reading.value;
+    if (Buffer.isBuffer(value)) record.set(SenmlLabel.DATA_VALUE, value);
+    else if (typeof value === 'number') record.set(SenmlLabel.VALUE, value);
+    else record.set(SenmlLabel.STRING_VALUE, value);
+    return record;
+  });
+  return cbor.encode(records);
+}
+
+function jsonValue(value: ResourceValue): { vd: string } | { v: number } | { vs: string } {
+  if (Buffer.isBuffer(value)) return { vd: value.toString('base64url') };
+  return typeof value === 'number' ? { v: value } : { vs: value };
+}
+
 /** Plain CBOR: integers as integers (above 32 bits as float64, still exact), Buffers as byte strings, Maps as maps. */
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: false, tagUint8Array: false });
 
 /** SenML CBOR labels (RFC 8428 Table 6) the simulator sends. */
-const SenmlLabel = { BASE_NAME: -2, NAME: 0, VALUE: 2, STRING_VALUE: 3, DATA_VALUE: 8 } as const;
+const SenmlLabel = { BASE_TIME: -3, BASE_NAME: -2, NAME: 0, VALUE: 2, STRING_VALUE: 3, DATA_VALUE: 8 } as const;
 
 /** SenML CBOR (LwM2M 1.1 §7.4.5): the SenML JSON records with integer labels and data values as byte strings. */
 function encodeSenmlCbor(path: Lwm2mPath, readings: readonly ResourceReading[]): Buffer {

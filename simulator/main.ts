@@ -28,6 +28,11 @@ Usage: node dist/simulator/main.js [options]
   --confirmable-every N   every Nth notification of an observation is confirmable (default 10)
   --registrations-per-second N
                           start-up registration rate (default 200)
+  --server-instance N     the Server object's instance id: </1/N> in the Register (default 0)
+  --send-interval MS      report by LwM2M 1.1 Send as well: changed values as one POST /dp every MS
+  --queue-mode            register with Q; sleep after the awake window, wake with an Update
+  --awake-window MS       queue mode: awake this long after the last message to the server (default 93000)
+  --sleep-interval MS     queue mode: sleep this long before waking with an Update (default 60000)
   --status-interval S     print a status line every S seconds (default 30; 0 = never)
   --help                  this text
 `;
@@ -59,6 +64,11 @@ export function parseCommandLine(argv: readonly string[]): CommandLine | undefin
       'confirmable-every': { type: 'string' },
       'registrations-per-second': { type: 'string' },
       'status-interval': { type: 'string' },
+      'server-instance': { type: 'string' },
+      'send-interval': { type: 'string' },
+      'queue-mode': { type: 'boolean' },
+      'awake-window': { type: 'string' },
+      'sleep-interval': { type: 'string' },
       'psk-file': { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -84,6 +94,11 @@ export function parseCommandLine(argv: readonly string[]): CommandLine | undefin
       changeIntervalMs: number('change-interval', values['change-interval']),
       confirmableEvery: number('confirmable-every', values['confirmable-every']),
       registrationsPerSecond: number('registrations-per-second', values['registrations-per-second']),
+      serverInstanceId: number('server-instance', values['server-instance']),
+      sendIntervalMs: number('send-interval', values['send-interval']),
+      queueMode: values['queue-mode'],
+      awakeWindowMs: number('awake-window', values['awake-window']),
+      sleepIntervalMs: number('sleep-interval', values['sleep-interval']),
     },
     statusIntervalSeconds: number('status-interval', values['status-interval']) ?? 30,
     pskFile,

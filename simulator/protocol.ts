@@ -41,6 +41,10 @@ export const LWM2M_VERSION = '1.1';
 export const BINDING_UDP = 'U';
 /** Path of the registration interface on the server (LwM2M 1.1 §6.2, `/rd`). */
 export const REGISTRATION_PATH = 'rd';
+/** Path of the Send operation on the server (LwM2M 1.1 §6.4.3, information reporting, `POST /dp`). */
+export const SEND_PATH = 'dp';
+/** Register query parameter of a client in queue mode (LwM2M 1.1 §6.2.1: `Q`, no value; 1.0 used `b=UQ`). */
+export const QUEUE_MODE_PARAMETER = 'Q';
 
 /**
  * The client sends an Update when this fraction of the registration lifetime has passed. LwM2M leaves the

@@ -2,13 +2,22 @@
  * One simulated LwM2M 1.1 client: its own UDP endpoint, objects /1, /3 and /5, the registration interface
  * (Register, Update before the lifetime runs out, De-register, re-Register after 4.04), and the device
  * management and information reporting interfaces (Read, Write, Execute, Write-Attributes, Discover,
- * Observe / Cancel with pmin/pmax).
+ * Observe / Cancel with pmin/pmax, Send). Optionally in queue mode: it sleeps after its awake window and wakes
+ * with an Update.
  */
 import { EventEmitter } from 'events';
 import { AttributeStore } from './attributeStore';
 import { block2Response, firstBlockOf, requestInBlocks } from './blockwise';
 import { CoapEndpoint, CoapEndpointCounters, IncomingRequest, OutgoingResponse, RemoteAddress } from './coapEndpoint';
-import { decodeWrite, defaultFormat, encodeLinkFormat, encodeReadings, Link, ResourceReading } from './contentFormats';
+import {
+  decodeWrite,
+  defaultFormat,
+  encodeLinkFormat,
+  encodeReadings,
+  encodeSendPack,
+  Link,
+  ResourceReading,
+} from './contentFormats';
 import {
   findResource,
   formatPath,
@@ -29,13 +38,16 @@ import {
   MethodCode,
   OBSERVE_DEREGISTER,
   OBSERVE_REGISTER,
+  QUEUE_MODE_PARAMETER,
   REGISTRATION_PATH,
   REGISTRATION_RETRY_INITIAL_MS,
   REGISTRATION_RETRY_MAX_MS,
   ResponseCode,
+  SEND_PATH,
   UPDATE_AT_LIFETIME_FRACTION,
 } from './protocol';
 import { Scheduler, ScheduledTask } from './scheduler';
+import { ServerInstance } from './serverInstance';
 
 /** Everything a device is told by its fleet. Times in ms unless named in seconds. */
 export interface SimulatedDeviceSettings {
@@ -67,6 +79,20 @@ export interface SimulatedDeviceSettings {
    * a larger Register payload as Block1 blocks (RFC 7959). Absent: everything in one message.
    */
   readonly blockSize?: number;
+  /** The Server object's instance as the server sees it: `</1/1>` in the Register, served at `/1/1` (default 0). */
+  readonly serverInstanceId?: number;
+  /**
+   * Reports by LwM2M 1.1 Send as well: every this many ms, while registered and awake, the values that changed since
+   * the last Send go as one `POST /dp` (SenML JSON, or SenML CBOR with `prefersSenmlCbor`) with the send time as base
+   * time. Notifications go on beside it (`pauseNotifications` for a device that only Sends). Absent: no Send.
+   */
+  readonly sendIntervalMs?: number;
+  /**
+   * Queue mode: registers with the `Q` parameter; `awakeWindowMs` after its Register/Update or its last answer to the
+   * server it sleeps (receives nothing, sends nothing, holds notifications and Sends back), and `sleepIntervalMs` later
+   * it wakes with an Update, after which it sends what it held back.
+   */
+  readonly queueMode?: { readonly awakeWindowMs: number; readonly sleepIntervalMs: number };
   readonly scheduler: Scheduler;
   readonly log: (line: string) => void;
 }
@@ -94,6 +120,10 @@ export interface DeviceCounters {
   retransmissions: number;
   /** Confirmable notifications the server acknowledged. */
   notificationsAcknowledged: number;
+  /** Sends (`POST /dp`) the server answered 2.04. */
+  sends: number;
+  /** Times a queue-mode device fell asleep. */
+  sleeps: number;
 }
 
 export interface SimulatedDeviceEvents {
@@ -108,6 +138,12 @@ export interface SimulatedDeviceEvents {
   observationCancelled: [{ path: string; reason: 'cancelled' | 'reset' | 'timeout' | 'reregistered' }];
   /** Rebooted onto a new UDP port; it registers again `rebootDelayMs` later. */
   rebooted: [{ port: number }];
+  /** A Send the server answered 2.04, with the paths it carried (as the server sees them). */
+  sent: [{ paths: string[] }];
+  /** Queue mode: asleep (from now on it drops what it receives and sends nothing). */
+  asleep: [];
+  /** Queue mode: awake again; its Update follows. */
+  woke: [];
 }
 
 type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'stopped';
@@ -148,6 +184,8 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     requestsServed: 0,
     notificationsSent: 0,
     confirmableNotificationsSent: 0,
+    sends: 0,
+    sleeps: 0,
   };
   /** Endpoint counters of sockets closed by reboots. */
   private readonly closedEndpointCounters: CoapEndpointCounters = {
@@ -160,6 +198,16 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
   };
   private unreachable = false;
   private rebooting: Promise<void> | undefined;
+  private readonly serverInstance: ServerInstance;
+  /** Notifications held back by `pauseNotifications` (a sleeping device holds them back as well). */
+  private notificationsPausedByCaller = false;
+  private asleep = false;
+  private sleepTask: ScheduledTask | undefined;
+  private wakeTask: ScheduledTask | undefined;
+  private sendTask: ScheduledTask | undefined;
+  private sendInFlight = false;
+  /** Paths inside (`/1/0/1`) changed since the last Send. */
+  private readonly changedSinceSend = new Set<string>();
 
   private constructor(
     private readonly settings: SimulatedDeviceSettings,
@@ -168,11 +216,12 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     super();
     this.endpoint = settings.endpoint;
     this.coap = coap;
+    this.serverInstance = new ServerInstance(settings.serverInstanceId ?? 0);
     const scheduler = settings.scheduler;
     this.observations = new Observations({
       scheduler,
       attributesFor: (path) => this.effectiveAttributes(path),
-      encode: (path, format) => encodeReadings(path, this.readingsAt(path), format),
+      encode: (path, format) => this.encodeShown(path, this.readingsAt(path), format),
       transmit: (remote, token, message, confirmable) =>
         this.coap.notify(
           remote,
@@ -239,6 +288,11 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     return this.registrationState === 'registered';
   }
 
+  /** Queue mode: asleep now (it receives nothing and sends nothing until it wakes with an Update). */
+  get isAsleep(): boolean {
+    return this.asleep;
+  }
+
   /** The registration's path at the server (`/rd/5a3f`), while registered. */
   get registrationLocation(): string | undefined {
     return this.registration && '/' + this.registration.location.join('/');
@@ -284,17 +338,20 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
 
   /** Stops sending notifications (requests are still answered); changes wait for `resumeNotifications`. */
   pauseNotifications(): void {
+    this.notificationsPausedByCaller = true;
     this.observations.pause();
   }
 
+  /** Sends what changed meanwhile (a sleeping device keeps holding it back until it wakes). */
   resumeNotifications(): void {
-    this.observations.resume();
+    this.notificationsPausedByCaller = false;
+    if (!this.asleep) this.observations.resume();
   }
 
   /** While true, every datagram to or from the device is dropped; its timers keep running. */
   setUnreachable(unreachable: boolean): void {
     this.unreachable = unreachable;
-    this.coap.unreachable = unreachable;
+    this.coap.unreachable = unreachable || this.asleep;
   }
 
   /** The observations the server holds on this device. */
@@ -327,6 +384,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     this.registrationState = 'stopped';
     this.settings.scheduler.cancel(this.registrationTask);
     this.registrationTask = undefined;
+    this.stopQueueModeAndSend();
     this.observations.clear();
     this.state.stop();
     await this.rebooting;
@@ -360,6 +418,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     if (this.registrationState === 'stopped') return;
     this.registrationState = 'registering';
     this.registration = undefined;
+    if (this.asleep) this.wakeUp();
     this.cancelAllObservations('reregistered');
     const coap = this.coap;
     const lifetimeSeconds = this.state.read(Paths.registrationLifetime) as number;
@@ -374,9 +433,15 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
         {
           code: MethodCode.POST,
           uriPath: [REGISTRATION_PATH],
-          uriQuery: [`ep=${this.endpoint}`, `lt=${lifetimeSeconds}`, `lwm2m=${LWM2M_VERSION}`, `b=${binding}`],
+          uriQuery: [
+            `ep=${this.endpoint}`,
+            `lt=${lifetimeSeconds}`,
+            `lwm2m=${LWM2M_VERSION}`,
+            `b=${binding}`,
+            ...(this.settings.queueMode ? [QUEUE_MODE_PARAMETER] : []),
+          ],
           contentFormat: ContentFormat.LINK_FORMAT,
-          payload: registrationLinks(this.settings.prefersSenmlCbor),
+          payload: registrationLinks(this.settings.prefersSenmlCbor, this.serverInstance.instanceId),
         },
         this.settings.blockSize,
       );
@@ -391,6 +456,8 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
       this.ownCounters.registrations++;
       this.log(`registered as ${this.registrationLocation} from port ${coap.port} (lifetime ${lifetimeSeconds} s)`);
       this.scheduleUpdate(lifetimeSeconds);
+      this.messageToServerAnswered();
+      this.scheduleSend();
       for (const waiter of this.registeredWaiters.splice(0)) waiter.resolve();
       this.emit('registered', { location: this.registrationLocation as string, port: coap.port });
     } catch (error) {
@@ -434,6 +501,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     if (this.registrationState !== 'registered' || !registration) return;
     this.settings.scheduler.cancel(this.registrationTask);
     this.registrationTask = undefined;
+    if (this.asleep) this.wakeUp();
     this.updateInFlight = true;
     const coap = this.coap;
     const lifetimeSeconds = this.state.read(Paths.registrationLifetime) as number;
@@ -471,6 +539,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     registration.binding = binding;
     this.ownCounters.updates++;
     this.scheduleUpdate(lifetimeSeconds);
+    this.messageToServerAnswered();
     this.emit('updated', { location: this.registrationLocation as string });
     if (this.updateRequested) {
       this.updateRequested = false;
@@ -497,6 +566,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     this.registrationTask = undefined;
     this.registrationState = 'unregistered';
     this.registration = undefined;
+    this.stopQueueModeAndSend();
     this.cancelAllObservations('reregistered');
     this.attributes.clear();
     this.state.stop();
@@ -529,6 +599,8 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
 
   private serve(request: IncomingRequest): OutgoingResponse {
     this.ownCounters.requestsServed++;
+    // Its answer is a message to the server: a queue-mode device stays awake for another window.
+    if (this.settings.queueMode && this.isRegistered && !this.asleep) this.scheduleSleep();
     const routed = this.route(request);
     const response = this.settings.blockSize ? block2Response(request, routed, this.settings.blockSize) : routed;
     if (this.listenerCount('request') > 0) {
@@ -539,7 +611,8 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
   }
 
   private route(request: IncomingRequest): OutgoingResponse {
-    const path = parsePath(request.uriPath);
+    const parsed = parsePath(request.uriPath);
+    const path = parsed && this.serverInstance.inside(parsed);
     if (!path) return error(ResponseCode.NOT_FOUND, `no such path /${request.uriPath.join('/')}`);
     switch (request.code) {
       case MethodCode.GET:
@@ -561,7 +634,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     const found = this.findReadable(path);
     if ('code' in found) return found;
     const format = request.accept ?? defaultFormat(path, found, this.settings.prefersSenmlCbor);
-    const payload = encodeReadings(path, found, format);
+    const payload = this.encodeShown(path, found, format);
     if (payload === undefined) {
       return error(ResponseCode.NOT_ACCEPTABLE, `${formatPath(path)} cannot be sent as content format ${format}`);
     }
@@ -600,7 +673,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     const resources = resourcesUnder(path);
     if (resources.length === 0) return error(ResponseCode.NOT_FOUND, `no such path ${pathKey}`);
     const link = (linkPath: Lwm2mPath): Link => ({
-      path: formatPath(linkPath),
+      path: formatPath(this.serverInstance.shown(linkPath)),
       attributes: { ...this.attributes.writtenAt(linkPath) },
     });
     const links: Link[] = [];
@@ -686,6 +759,7 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
 
   private valueChanged(path: string): void {
     this.observations.changed(path);
+    if (this.settings.sendIntervalMs !== undefined) this.changedSinceSend.add(path);
     if (path === Paths.registrationLifetime || path === Paths.binding) this.requestUpdate();
     else if (path === Paths.defaultMinPeriod || path === Paths.defaultMaxPeriod) this.observations.attributesChanged();
   }
@@ -706,8 +780,132 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
     this.observations.clear();
   }
 
+  /** `readings` at `path` (both inside) in `format`, with the paths the server sees. */
+  private encodeShown(path: Lwm2mPath, readings: readonly ResourceReading[], format: number): Buffer | undefined {
+    const shown = readings.map((reading) => this.serverInstance.shownReading(reading));
+    return encodeReadings(this.serverInstance.shown(path), shown, format);
+  }
+
+  // ---- Send (LwM2M 1.1 information reporting) -------------------------------------------------------------
+
+  private scheduleSend(): void {
+    const intervalMs = this.settings.sendIntervalMs;
+    if (intervalMs === undefined || this.sendTask) return;
+    const tick = () => {
+      this.sendTask = this.settings.scheduler.after(intervalMs, tick);
+      if (this.isRegistered && !this.asleep && !this.sendInFlight && this.changedSinceSend.size > 0) {
+        void this.sendChanged();
+      }
+    };
+    this.sendTask = this.settings.scheduler.after(intervalMs, tick);
+  }
+
+  /** One Send of the readable values changed since the last one; on failure they go in the next. */
+  private async sendChanged(): Promise<void> {
+    const paths = [...this.changedSinceSend];
+    this.changedSinceSend.clear();
+    const readings: ResourceReading[] = [];
+    for (const path of paths.sort()) {
+      const definition = findResource(path);
+      const value = definition?.readable ? this.state.read(path) : undefined;
+      if (definition && value !== undefined) {
+        readings.push(this.serverInstance.shownReading({ definition, value }));
+      }
+    }
+    if (readings.length === 0) return;
+    const format = this.settings.prefersSenmlCbor ? ContentFormat.SENML_CBOR : ContentFormat.SENML_JSON;
+    // Milliseconds kept: a Send dated to the whole second could be older than a notify of the same second.
+    const baseTimeSeconds = this.settings.scheduler.now() / 1000;
+    const coap = this.coap;
+    this.sendInFlight = true;
+    try {
+      const response = await requestInBlocks(
+        coap,
+        this.settings.server,
+        {
+          code: MethodCode.POST,
+          uriPath: [SEND_PATH],
+          contentFormat: format,
+          payload: encodeSendPack(readings, format, baseTimeSeconds),
+        },
+        this.settings.blockSize,
+      );
+      if (response.code !== ResponseCode.CHANGED) {
+        throw new Error(`answered ${response.code}${diagnostic(response.payload)}`);
+      }
+      this.ownCounters.sends++;
+      if (this.listenerCount('sent') > 0) this.emit('sent', { paths: readings.map((r) => r.definition.path) });
+    } catch (error) {
+      this.log(`Send failed: ${message(error)}`);
+      if (coap === this.coap) for (const path of paths) this.changedSinceSend.add(path);
+    } finally {
+      this.sendInFlight = false;
+    }
+  }
+
+  // ---- queue mode -----------------------------------------------------------------------------------------
+
+  /** Register or Update answered: a queue-mode device sends what it held back, then stays awake for its window. */
+  private messageToServerAnswered(): void {
+    if (!this.settings.queueMode) return;
+    if (!this.notificationsPausedByCaller) this.observations.resume();
+    this.scheduleSleep();
+  }
+
+  private scheduleSleep(): void {
+    const queueMode = this.settings.queueMode;
+    if (!queueMode) return;
+    this.settings.scheduler.cancel(this.sleepTask);
+    this.sleepTask = this.settings.scheduler.after(queueMode.awakeWindowMs, () => this.fallAsleep());
+  }
+
+  private fallAsleep(): void {
+    const queueMode = this.settings.queueMode;
+    this.sleepTask = undefined;
+    // An Update in flight ends in `messageToServerAnswered`, which plans the next sleep.
+    if (!queueMode || this.asleep || !this.isRegistered || this.updateInFlight) return;
+    this.asleep = true;
+    this.ownCounters.sleeps++;
+    this.coap.unreachable = true;
+    this.observations.pause();
+    this.log(`asleep for ${queueMode.sleepIntervalMs} ms`);
+    this.emit('asleep');
+    this.wakeTask = this.settings.scheduler.after(queueMode.sleepIntervalMs, () => {
+      this.wakeTask = undefined;
+      this.wakeUp();
+      this.requestUpdate();
+    });
+  }
+
+  /** Reachable again; held-back notifications wait for the Update's answer (`messageToServerAnswered`). */
+  private wakeUp(): void {
+    if (!this.asleep) return;
+    this.asleep = false;
+    this.settings.scheduler.cancel(this.wakeTask);
+    this.wakeTask = undefined;
+    this.coap.unreachable = this.unreachable;
+    this.log('awake');
+    this.emit('woke');
+  }
+
+  /** The device stops or reboots: no more sleeping, waking or Sends; it is reachable as the caller set it. */
+  private stopQueueModeAndSend(): void {
+    this.settings.scheduler.cancel(this.sleepTask);
+    this.settings.scheduler.cancel(this.sendTask);
+    this.sleepTask = undefined;
+    this.sendTask = undefined;
+    this.changedSinceSend.clear();
+    if (this.asleep) {
+      this.wakeUp();
+      if (!this.notificationsPausedByCaller) this.observations.resume();
+    }
+  }
+
+  /** The resource at `path` as the server sees it (`/1/1/3` on a device whose Server object is instance 1). */
   private resourceOrThrow(path: string) {
-    const definition = findResource(path);
+    const parsed = parsePath(path.split('/').slice(1));
+    const inside = parsed && this.serverInstance.inside(parsed);
+    const definition = inside && findResource(formatPath(inside));
     if (!definition || definition.executable) {
       throw new RangeError(`${this.endpoint}: no resource with a value at ${path}`);
     }
@@ -721,12 +919,15 @@ export class SimulatedDevice extends EventEmitter<SimulatedDeviceEvents> {
 
 /**
  * The Register payload: the LwM2M root (with `ct=112` when the device prefers SenML CBOR), then each object
- * instance (CoRE link format, LwM2M 1.1 §6.2.1).
+ * instance (CoRE link format, LwM2M 1.1 §6.2.1): the Server object at `serverInstanceId`, the others at 0.
  */
-export function registrationLinks(prefersSenmlCbor = false): Buffer {
+export function registrationLinks(prefersSenmlCbor = false, serverInstanceId = 0): Buffer {
+  const serverInstance = new ServerInstance(serverInstanceId);
   return encodeLinkFormat([
     { path: '/', attributes: { rt: '"oma.lwm2m"', ...(prefersSenmlCbor && { ct: ContentFormat.SENML_CBOR }) } },
-    ...SIMULATED_OBJECT_IDS.map((objectId) => ({ path: `/${objectId}/0` })),
+    ...SIMULATED_OBJECT_IDS.map((objectId) => ({
+      path: formatPath(serverInstance.shown({ objectId, instanceId: 0 })),
+    })),
   ]);
 }
 

@@ -57,6 +57,24 @@ export interface SimulatedFleetOptions {
    * larger Register payload as Block1 blocks (RFC 7959; 16-1024, a power of two). Default: no blocks.
    */
   blockSize?: number;
+  /** The Server object's instance id: `</1/1>` in the Register and served at `/1/1` (0-65534; default 0). */
+  serverInstanceId?: number;
+  /**
+   * Devices report by LwM2M 1.1 Send as well: every this many ms, the values changed since the last Send go as one
+   * `POST /dp` (SenML JSON, or SenML CBOR with `prefersSenmlCbor`, base time the send time). Notifications go on
+   * beside it (`pauseNotifications` for a device that only Sends). Default: no Send.
+   */
+  sendIntervalMs?: number;
+  /**
+   * Queue mode: devices register with `Q`, sleep `awakeWindowMs` after their Register/Update or last answer (receive
+   * nothing, send nothing, hold notifications and Sends back), and wake every `sleepIntervalMs` with an Update (default
+   * false).
+   */
+  queueMode?: boolean;
+  /** Queue mode: how long a device stays awake after its last message to the server, ms (default 93,000: CoAP MAX_TRANSMIT_WAIT). */
+  awakeWindowMs?: number;
+  /** Queue mode: how long a device sleeps before it wakes with an Update, ms (default 60,000). */
+  sleepIntervalMs?: number;
   /** With `psk`: how long a DTLS handshake may take before the Register counts as failed, ms (default 10,000). */
   dtlsHandshakeTimeoutMs?: number;
   /** Local address the device sockets bind (default: loopback for a loopback server, else all). */
@@ -89,6 +107,8 @@ const DEFAULTS = {
   deregisterTimeoutMs: 5000,
   defaultMinPeriod: 0,
   defaultMaxPeriod: 3600,
+  awakeWindowMs: 93_000,
+  sleepIntervalMs: 60_000,
 } as const;
 
 /** Most devices one fleet may hold (one socket each: mind `ulimit -n`). */
@@ -138,6 +158,9 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
             deregisterTimeoutMs: settings.deregisterTimeoutMs,
             prefersSenmlCbor: options.prefersSenmlCbor === true,
             blockSize: options.blockSize,
+            serverInstanceId: settings.serverInstanceId,
+            sendIntervalMs: settings.sendIntervalMs,
+            queueMode: settings.queueMode,
             scheduler,
             log,
           }),
@@ -210,8 +233,12 @@ type ValidatedSettings = Required<
     | 'deregisterTimeoutMs'
     | 'defaultMinPeriod'
     | 'defaultMaxPeriod'
+    | 'serverInstanceId'
   >
->;
+> &
+  Pick<SimulatedFleetOptions, 'sendIntervalMs'> & {
+    queueMode?: { awakeWindowMs: number; sleepIntervalMs: number };
+  };
 
 /** Checks the options; a bad one throws a RangeError that names it and what it must be. */
 function validate(options: SimulatedFleetOptions): ValidatedSettings {
@@ -260,6 +287,16 @@ function validate(options: SimulatedFleetOptions): ValidatedSettings {
     deregisterTimeoutMs: optionalInteger('deregisterTimeoutMs', DEFAULTS.deregisterTimeoutMs, 1),
     defaultMinPeriod: optionalInteger('defaultMinPeriod', DEFAULTS.defaultMinPeriod, 0),
     defaultMaxPeriod: optionalInteger('defaultMaxPeriod', DEFAULTS.defaultMaxPeriod, 1),
+    serverInstanceId: optionalInteger('serverInstanceId', 0, 0, 65_534),
+    sendIntervalMs:
+      options.sendIntervalMs === undefined ? undefined : integer('sendIntervalMs', options.sendIntervalMs, 1),
+    queueMode:
+      options.queueMode === true
+        ? {
+            awakeWindowMs: optionalInteger('awakeWindowMs', DEFAULTS.awakeWindowMs, 1),
+            sleepIntervalMs: optionalInteger('sleepIntervalMs', DEFAULTS.sleepIntervalMs, 1),
+          }
+        : undefined,
   };
 }
 

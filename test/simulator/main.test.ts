@@ -56,6 +56,25 @@ describe('simulator command line', () => {
       },
       statusIntervalSeconds: 30,
     });
+    expect(
+      parseCommandLine([
+        '--server-instance',
+        '1',
+        '--send-interval',
+        '500',
+        '--queue-mode',
+        '--awake-window',
+        '2000',
+        '--sleep-interval',
+        '30000',
+      ])?.fleet,
+    ).toMatchObject({
+      serverInstanceId: 1,
+      sendIntervalMs: 500,
+      queueMode: true,
+      awakeWindowMs: 2000,
+      sleepIntervalMs: 30_000,
+    });
     expect(parseCommandLine(['--help'])).toBeUndefined();
     expect(parseServer('[::1]:5684')).toEqual({ host: '::1', port: 5684 });
     expect(parseServer('localhost')).toEqual({ host: 'localhost', port: 5683 });
