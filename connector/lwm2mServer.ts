@@ -133,6 +133,9 @@ export class Lwm2mServer {
     });
     const credentials = options.credentials;
     this.gate = new ProvisioningGate({
+      // Credentials are in memory: a refusal costs nothing to look up again, so none is remembered (a device
+      // provisioned a moment ago gets in at its next try, not 10 s later). Twin reads are remembered.
+      ...(credentials && { negativeTtlMs: 0 }),
       lookup: credentials
         ? async (endpoint) => credentials.securityOf(endpoint)
         : async (endpoint) =>

@@ -14,7 +14,7 @@ export interface ConnectorProcessSettings {
 
 /** Settings for a dedicated connector named `instanceId` (its registrations are its own). */
 export async function dedicatedConnectorSettings(instanceId: string): Promise<ConnectorProcessSettings> {
-  const [apiPort, coapPort] = await freePorts(2);
+  const [apiPort, coapPort, coapsPort] = await freePorts(3);
   const connectorUrl = `http://127.0.0.1:${apiPort}`;
   const stackSettings: Record<string, string> = JSON.parse(process.env.LWM2M_TEST_SETTINGS ?? '{}');
   return {
@@ -25,6 +25,7 @@ export async function dedicatedConnectorSettings(instanceId: string): Promise<Co
       ...stackSettings,
       Connector__instanceId: instanceId,
       Connector__coapPort: String(coapPort),
+      Connector__coapsPort: String(coapsPort),
       Connector__apiPort: String(apiPort),
       Connector__apiUrl: connectorUrl,
     },

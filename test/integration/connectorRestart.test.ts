@@ -73,6 +73,8 @@ describe('connector restart', () => {
     const settings = await dedicatedConnectorSettings(uniqueDeviceId('connector-restart'));
     let connector = await startConnectorProcess(settings);
     const { fleet, ids, registrationIds } = await startDevices(settings, 4);
+    // A Register right after provisioning may be refused once (the connector learns credentials within a second).
+    const before = fleet.counters();
     try {
       await stopProcess(connector, 'SIGKILL');
       const submitted = await api('POST', '/jobs', {
@@ -109,8 +111,10 @@ describe('connector restart', () => {
       );
       expect(done).toMatchObject({ status: 'completed', result: { value: expect.any(Number) } });
       // Nobody registered again: the first Register of each device is the only one.
-      expect(fleet.counters().registrations).toBe(ids.length);
-      expect(fleet.counters().registrationFailures).toBe(0);
+      expect(fleet.counters()).toMatchObject({
+        registrations: ids.length,
+        registrationFailures: before.registrationFailures,
+      });
     } finally {
       await fleet.stop({ deregister: false });
       await stopProcess(connector, 'SIGTERM');

@@ -3,9 +3,6 @@
  * the local Service Bus endpoint -> runDeviceJob (session trigger) -> connector -> simulated LwM2M devices over UDP.
  */
 import { ServiceBusClient } from '@azure/service-bus';
-import { ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
-import { freePorts } from '../../local/localStack';
 import { loadCosmosConfig } from '../../shared/config';
 import { JOBS_QUEUE } from '../../shared/constants';
 import { createCosmosClient } from '../../shared/cosmosClient';
@@ -14,6 +11,7 @@ import { JobView, newJob } from '../../shared/job';
 import { resendUnsentJobs } from '../../shared/resendUnsentJobs';
 import { ServiceBusJobQueue } from '../../shared/serviceBusJobQueue';
 import { SimulatedFleet, startSimulatedFleet } from '../../simulator';
+import { dedicatedConnectorSettings, startConnectorProcess, stopProcess } from './connectorProcess';
 import { api, uniqueDeviceId } from './stackClient';
 
 jest.setTimeout(90_000);
@@ -361,19 +359,11 @@ describe('job faults', () => {
   });
 
   it('jobs are redelivered while the connector is stopped and complete once it is back', async () => {
-    const [apiPort, coapPort] = await freePorts(2);
-    const connectorUrl = `http://127.0.0.1:${apiPort}`;
-    const env = {
-      ...process.env,
-      ...settings(),
-      Connector__instanceId: `connector-jobs-test-${process.pid}`,
-      Connector__coapPort: String(coapPort),
-      Connector__apiPort: String(apiPort),
-      Connector__apiUrl: connectorUrl,
-    };
-    let connector = await startConnectorProcess(env, connectorUrl);
+    const dedicated = await dedicatedConnectorSettings(`connector-jobs-test-${process.pid}`);
+    const { connectorUrl, coapPort } = dedicated;
+    let connector = await startConnectorProcess(dedicated);
     const prefix = `${uniqueDeviceId('crash')}-`;
-    let { fleet, ids } = await startDevices(1, { port: coapPort, prefix, connectorUrl });
+    const { fleet, ids } = await startDevices(1, { port: coapPort, prefix, connectorUrl });
     const deviceId = ids[0];
     try {
       const first = await submit({ type: 'readDeviceProperty', deviceId, property: 'batteryLevel' });
@@ -393,10 +383,8 @@ describe('job faults', () => {
         lastError: { code: 'ConnectorUnavailable' },
       });
 
-      // The connector comes back with no registrations; the device registers with it again.
-      connector = await startConnectorProcess(env, connectorUrl);
-      await fleet.stop({ deregister: false });
-      ({ fleet, ids } = await startDevices(1, { port: coapPort, prefix, connectorUrl }));
+      // The connector comes back with the device's registration (test/integration/connectorRestart.test.ts).
+      connector = await startConnectorProcess(dedicated);
 
       const done = await Promise.all(jobs.map((j) => finished(j.jobId, 60_000)));
       expect(done.map((j) => j.status)).toEqual(['completed', 'completed']);
@@ -489,25 +477,3 @@ describe('jobs HTTP API', () => {
     });
   });
 });
-
-/** Starts `node dist/connector/main.js` and waits for its health endpoint. */
-async function startConnectorProcess(env: NodeJS.ProcessEnv, connectorUrl: string): Promise<ChildProcess> {
-  const script = path.resolve(__dirname, '..', '..', 'dist', 'connector', 'main.js');
-  const child = spawn(process.execPath, [script], { env, stdio: 'ignore' });
-  await waitFor('the dedicated connector', async () => {
-    if (child.exitCode !== null) throw new Error(`the connector exited with ${child.exitCode}`);
-    try {
-      return (await fetch(`${connectorUrl}/health`)).ok ? true : undefined;
-    } catch {
-      return undefined;
-    }
-  });
-  return child;
-}
-
-async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await exited;
-}
