@@ -17,6 +17,8 @@ export default async function globalSetup(): Promise<void> {
     observation: { pmin: 1, pmax: 20 },
     // A sweep every 5 s with a 3 s grace, so staleness shows within seconds of pmax.
     staleness: { schedule: '*/5 * * * * *', graceSeconds: 3 },
+    // The unsent/waiting-job sweep every 5 s, so a waiting job past its ttlSeconds fails DeviceAsleep within seconds.
+    settings: { Jobs__queuedSweepSchedule: '*/5 * * * * *' },
     log: () => undefined,
   });
   (globalThis as { __LWM2M_STACK__?: unknown }).__LWM2M_STACK__ = stack;
