@@ -32,7 +32,7 @@ import { acceptFor } from './lwm2m/acceptFor';
 import { ContentFormat, decodePropertyValue, encodeTextValue } from './lwm2m/contentFormat';
 import { devicePath, resourcePath } from './lwm2m/resourcePath';
 import { AwakeTracker } from './queueMode';
-import { Registration } from './registration/registration';
+import { Registration, sessionOwnedBy } from './registration/registration';
 import { RegistrationRegistry } from './registration/registrationRegistry';
 
 export interface DeviceReadResult {
@@ -119,9 +119,11 @@ export class DeviceRequests {
   private async send(registration: Registration, request: OutgoingRequest, timeoutMs: number): Promise<CoapMessage> {
     const deviceId = registration.endpoint;
     try {
-      const response = await this.options
-        .endpointFor(registration)
-        .request(registration.address, request, { timeoutMs });
+      const coap = this.options.endpointFor(registration);
+      if (!sessionOwnedBy(registration, coap)) {
+        throw new CoapCancelledError('the device has no DTLS session at its address: it must handshake again');
+      }
+      const response = await coap.request(registration.address, request, { timeoutMs });
       this.options.awake.answered(registration);
       return response;
     } catch (error) {

@@ -46,7 +46,7 @@ import { ObservationService } from './observation/observationService';
 import { AwakeTracker, isQueueMode } from './queueMode';
 import { ReadingsSink, ReadingsWriter } from './readingsWriter';
 import { DeviceSecurity, ProvisioningGate } from './registration/provisioningGate';
-import { DeviceAddress, Registration, TransportName, addressKey } from './registration/registration';
+import { DeviceAddress, Registration, TransportName, addressKey, sessionOwnedBy } from './registration/registration';
 import { EndCause, RegistrationHandler, RegistrationResponse } from './registration/registrationHandler';
 import { RegistrationRegistry } from './registration/registrationRegistry';
 import { RegistrationStore } from './registration/registrationStore';
@@ -116,6 +116,8 @@ export class Lwm2mServer {
   private readonly endpoints = new Map<TransportName, CoapEndpoint>();
   private readonly warnings: ThrottledWarnings;
   private closing = false;
+  /** Registrations whose twin said `connected` for them (written at Register, or restored): readings may orphan them. */
+  private readonly twinConnected = new Set<string>();
 
   constructor(private readonly options: Lwm2mServerOptions) {
     const { log, now } = options;
@@ -124,9 +126,12 @@ export class Lwm2mServer {
     this.writer = new ReadingsWriter({
       ...options.readings,
       events: options.events,
-      // The store refused readings because their twin is gone or re-provisioned: those registrations end.
+      // The store refused readings because their twin is gone or re-provisioned: those registrations end. Only
+      // once the twin said connected for them: a Send right after a Register may reach the store before that write.
       onOrphaned: (deviceId, registrationIds) => {
-        for (const id of registrationIds) this.registrations.endEndpoint(deviceId, 'orphaned', id);
+        for (const id of registrationIds) {
+          if (this.twinConnected.has(id)) this.registrations.endEndpoint(deviceId, 'orphaned', id);
+        }
       },
       log,
       now,
@@ -177,12 +182,20 @@ export class Lwm2mServer {
         registered: (registration) => {
           void this.findServerInstance(registration).then(async () => {
             const announced = announcedEntries(registration);
-            await this.twins.registered(registration, announced);
+            if (!(await this.twins.registered(registration, announced))) {
+              // The twin is gone (deprovisioned meanwhile) or could not be written: the registration cannot sync.
+              this.registrations.endEndpoint(registration.endpoint, 'orphaned', registration.id);
+              return;
+            }
+            if (this.registry.holds(registration)) this.twinConnected.add(registration.id);
             this.deviceAwake(registration);
             await this.observations.observe(registration, announced);
           });
         },
-        restored: (registration) => this.observations.restore(registration),
+        restored: (registration) => {
+          this.twinConnected.add(registration.id);
+          this.observations.restore(registration);
+        },
         updated: (registration, change) => {
           void this.twins.renewed(registration).then(() => this.deviceAwake(registration));
           if (change.previousAddress) this.deviceMoved(registration, change.previousAddress);
@@ -214,7 +227,11 @@ export class Lwm2mServer {
    * before the endpoints deliver datagrams (synchronously after binding), so no notification meets an unknown token.
    */
   restore(loaded: readonly Registration[]): { restored: number; expired: number } {
-    return this.registrations.restore(loaded);
+    // A registration over a transport this start does not serve (plain CoAP turned off) cannot be reached: it ends.
+    const usable = loaded.map((registration) =>
+      this.endpoints.has(registration.transport) ? registration : { ...registration, expiresAt: 0 },
+    );
+    return this.registrations.restore(usable);
   }
 
   /** A request arriving on a CoAP endpoint (its `RequestHandler`): the registration interface. */
@@ -270,7 +287,7 @@ export class Lwm2mServer {
   unmatchedNotification(transport: TransportName) {
     return (peer: Peer, handle: number): void => {
       const registration = this.registry.forAddress(transport, peer);
-      if (!registration || this.closing) return;
+      if (!registration || this.closing || !this.ownsSession(registration)) return;
       this.observations.unknownNotification(registration, handle, announcedEntries(registration));
     };
   }
@@ -343,7 +360,9 @@ export class Lwm2mServer {
   private send(transport: TransportName, request: CoapMessage, peer: Peer): ResponseSpec {
     if (request.code !== Code.POST) return { code: Code.METHOD_NOT_ALLOWED };
     if (this.closing) return { code: Code.SERVICE_UNAVAILABLE, payload: text('the server is shutting down') };
-    const registration = this.registry.forAddress(transport, peer);
+    const found = this.registry.forAddress(transport, peer);
+    // Over DTLS the session at the address must be the registered device's own (another may have the address now).
+    const registration = found && this.ownsSession(found) ? found : undefined;
     if (!registration) {
       this.warnings.warn('Send refused: no registration from this address', { peer: peerKey(peer) });
       return { code: Code.BAD_REQUEST, payload: text('no registration from this address: register first') };
@@ -480,7 +499,14 @@ export class Lwm2mServer {
     this.endpoints.get(registration.transport)?.endSession(registration.address);
   }
 
+  /** Whether the session at the registration's address is its own device's (see `sessionOwnedBy`). */
+  private ownsSession(registration: Registration): boolean {
+    const endpoint = this.endpoints.get(registration.transport);
+    return endpoint !== undefined && sessionOwnedBy(registration, endpoint);
+  }
+
   private registrationEnded(registration: Registration, cause: EndCause, at: number): void {
+    this.twinConnected.delete(registration.id);
     const endpoint = this.endpoints.get(registration.transport);
     // The peer's pending requests fail and its observations end (its next notification gets RST).
     endpoint?.forgetPeer(registration.address, `registration ended: ${cause}`);

@@ -40,7 +40,7 @@ import { acceptFor } from '../lwm2m/acceptFor';
 import { decodePropertyValue } from '../lwm2m/contentFormat';
 import { devicePath, resourcePath } from '../lwm2m/resourcePath';
 import { Logger, ThrottledWarnings } from '../logger';
-import { Registration } from '../registration/registration';
+import { Registration, sessionOwnedBy } from '../registration/registration';
 import { RegistrationRegistry } from '../registration/registrationRegistry';
 
 /** Receives what observations produce. */
@@ -79,6 +79,8 @@ interface ReobserveState {
 
 export class ObservationService {
   private readonly warnings: ThrottledWarnings;
+  /** Names whose Write-Attributes/Observe exchange is under way, per registration. */
+  private readonly inFlight = new WeakMap<Registration, Set<string>>();
   private readonly reobserving = new WeakMap<Registration, ReobserveState>();
 
   constructor(private readonly options: ObservationServiceOptions) {
@@ -90,17 +92,39 @@ export class ObservationService {
    * answered. Resolves when every exchange ended.
    */
   async observe(registration: Registration, entries: readonly CatalogEntry[]): Promise<void> {
-    const missing = entries.filter((entry) => registration.observations[entry.name] === undefined);
+    // Names being observed already (an Update during the first round) are left to that round: no second token.
+    let pending = this.inFlight.get(registration);
+    if (!pending) this.inFlight.set(registration, (pending = new Set()));
+    const busy = pending;
+    const missing = entries.filter(
+      (entry) => registration.observations[entry.name] === undefined && !busy.has(entry.name),
+    );
     if (missing.length === 0) return;
+    for (const entry of missing) busy.add(entry.name);
+    try {
+      await this.observeMissing(registration, missing, busy);
+    } finally {
+      for (const entry of missing) busy.delete(entry.name);
+    }
+  }
+
+  /** Observes `missing`, each name leaving `busy` as soon as its own exchange ended. */
+  private async observeMissing(
+    registration: Registration,
+    missing: readonly CatalogEntry[],
+    busy: Set<string>,
+  ): Promise<void> {
+    const observeOne = (entry: CatalogEntry) =>
+      this.observeOne(registration, entry).finally(() => busy.delete(entry.name));
     const [first, ...rest] = missing;
-    const firstOutcome = await this.observeOne(registration, first);
+    const firstOutcome = await observeOne(first);
     if (firstOutcome === 'silent') {
       this.warnings.warn('device did not answer; its observations wait for its next Update', {
         endpoint: registration.endpoint,
         registrationId: registration.id,
       });
     }
-    if (firstOutcome === 'answered') await Promise.all(rest.map((entry) => this.observeOne(registration, entry)));
+    if (firstOutcome === 'answered') await Promise.all(rest.map(observeOne));
     if (this.options.registry.holds(registration)) this.options.onObservationsChanged(registration);
   }
 
@@ -305,10 +329,11 @@ export class ObservationService {
     request: OutgoingRequest,
     onNotification?: NotificationListener,
   ): Promise<CoapMessage> {
-    return this.options.endpointFor(registration).request(registration.address, request, {
-      timeoutMs: this.options.deviceTimeoutMs,
-      onNotification,
-    });
+    const coap = this.options.endpointFor(registration);
+    if (!sessionOwnedBy(registration, coap)) {
+      return Promise.reject(new CoapCancelledError('the device has no DTLS session at its address'));
+    }
+    return coap.request(registration.address, request, { timeoutMs: this.options.deviceTimeoutMs, onNotification });
   }
 }
 

@@ -16,6 +16,8 @@ export const REGISTRATIONS_INDEXING_POLICY: IndexingPolicy = {
   excludedPaths: [{ path: '/*' }, { path: '/"_etag"/?' }],
 };
 
+/** The largest per-item TTL Cosmos accepts, seconds. */
+const MAX_COSMOS_TTL_SECONDS = 2_147_483_647;
 /** Records per page of the start-up load (larger pages: fewer round trips for 10,000 devices). */
 const LOAD_PAGE_SIZE = 1000;
 
@@ -81,7 +83,8 @@ export class CosmosRegistrationStore implements RegistrationStore {
       id: registration.endpoint,
       deviceId: registration.endpoint,
       registrationId,
-      ttl: Math.max(1, remainingSeconds) + RECORD_TTL_MARGIN_SECONDS,
+      // Cosmos takes a ttl up to 2^31 - 1 s; a lifetime may be up to 2^32 - 1 s.
+      ttl: Math.min(MAX_COSMOS_TTL_SECONDS, Math.max(1, remainingSeconds) + RECORD_TTL_MARGIN_SECONDS),
     };
     const { resource } = await this.container.items.upsert<RegistrationRecord>(record);
     if (resource?._etag) this.etags.set(registration.endpoint, resource._etag);
@@ -110,22 +113,16 @@ export class CosmosRegistrationStore implements RegistrationStore {
   }
 }
 
-/** The registration inside a record: the record's own fields dropped. */
+/**
+ * The registration inside a record: every registration field kept (the DTLS identity that owns it above all), the
+ * record's own fields and Cosmos's system fields dropped.
+ */
 function fromRecord(record: RegistrationRecord): Registration {
-  return {
-    id: record.registrationId,
-    endpoint: record.endpoint,
-    transport: record.transport,
-    address: record.address,
-    lifetime: record.lifetime,
-    binding: record.binding,
-    lwm2mVersion: record.lwm2mVersion,
-    rootPath: record.rootPath,
-    objects: record.objects,
-    registeredAt: record.registeredAt,
-    updatedAt: record.updatedAt,
-    expiresAt: record.expiresAt,
-    connectorId: record.connectorId,
-    observations: record.observations,
-  };
+  const { registrationId, deviceId, ttl, id, ...rest } = record;
+  void deviceId;
+  void ttl;
+  void id;
+  const registration: Record<string, unknown> = { ...rest, id: registrationId };
+  for (const key of Object.keys(registration)) if (key.startsWith('_')) delete registration[key];
+  return registration as unknown as Registration;
 }

@@ -58,3 +58,15 @@ export interface Registration {
 export function addressKey(address: DeviceAddress): string {
   return `${address.address}#${address.port}`;
 }
+
+/**
+ * Whether requests to the registration's address reach its own device: always over plain CoAP; over DTLS only while
+ * the session at that address is one of the PSK identity that registered (after a connector restart, or when another
+ * device took over the address, there is none until the device handshakes again).
+ */
+export function sessionOwnedBy(
+  registration: Registration,
+  transport: { identityOf(address: DeviceAddress): string | undefined },
+): boolean {
+  return registration.identity === undefined || transport.identityOf(registration.address) === registration.identity;
+}

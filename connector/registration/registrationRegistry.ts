@@ -16,6 +16,8 @@ export class RegistrationRegistry {
   private readonly byEndpoint = new Map<string, Registration>();
   private readonly byAddress = new Map<string, Registration>();
   private readonly heap: HeapEntry[] = [];
+  /** The time of each registration's live heap entry. */
+  private readonly scheduled = new WeakMap<Registration, number>();
 
   get size(): number {
     return this.byId.size;
@@ -59,10 +61,15 @@ export class RegistrationRegistry {
     this.push({ at: registration.expiresAt, registration });
   }
 
-  /** Records a new expiry time after an Update. */
+  /**
+   * Records a new expiry time after an Update. The heap keeps one entry per registration, at its earliest scheduled
+   * time: a later expiry (the usual case) moves nothing now, the entry is re-queued when it surfaces; so Updates in a
+   * loop cannot grow the heap.
+   */
   renew(registration: Registration, expiresAt: number): void {
     registration.expiresAt = expiresAt;
-    this.push({ at: expiresAt, registration });
+    const scheduled = this.scheduled.get(registration);
+    if (scheduled === undefined || expiresAt < scheduled) this.push({ at: expiresAt, registration });
   }
 
   remove(registration: Registration): void {
@@ -81,16 +88,21 @@ export class RegistrationRegistry {
     const expired: Registration[] = [];
     while (this.heap.length > 0 && this.heap[0].at <= now) {
       const { at, registration } = this.pop();
-      const current = this.byId.get(registration.id) === registration;
-      if (current && registration.expiresAt === at) {
+      if (this.scheduled.get(registration) !== at) continue; // superseded by an earlier entry
+      this.scheduled.delete(registration);
+      if (this.byId.get(registration.id) !== registration) continue; // ended meanwhile
+      if (registration.expiresAt <= now) {
         this.remove(registration);
         expired.push(registration);
+      } else {
+        this.push({ at: registration.expiresAt, registration }); // renewed since: its turn comes later
       }
     }
     return expired;
   }
 
   private push(entry: HeapEntry): void {
+    this.scheduled.set(entry.registration, entry.at);
     const heap = this.heap;
     heap.push(entry);
     let i = heap.length - 1;

@@ -31,7 +31,7 @@ interface Held {
 
 export interface CredentialChange {
   deviceId: string;
-  /** The device may no longer register (revoked), or must register another way (mode changed). */
+  /** The device may no longer register (revoked), or must register another way (mode or PSK identity changed). */
   endRegistration: boolean;
 }
 
@@ -74,7 +74,11 @@ export class CredentialCache {
       if (!held.revoked && held.mode === 'psk' && held.identity !== undefined) {
         this.claim(held.identity, record.deviceId, touched);
       }
-      const endRegistration = before !== undefined && !before.revoked && (held.revoked || held.mode !== before.mode);
+      // A new identity ends the registration too: the old identity owns it, and may be given to another device.
+      const endRegistration =
+        before !== undefined &&
+        !before.revoked &&
+        (held.revoked || held.mode !== before.mode || held.identity !== before.identity);
       if (before) this.options.onChange?.({ deviceId: record.deviceId, endRegistration });
     }
     for (const identity of touched) this.install(identity);

@@ -24,6 +24,10 @@ function registration(endpoint: string, id: string, connectorId = 'connector-a')
     expiresAt: 1_300_000,
     connectorId,
     observations: { batteryLevel: -2_000_000_000, timezone: 1_234_567 },
+    // Optional fields a restore must keep: the DTLS identity that owns it above all.
+    identity: `psk-${endpoint}`,
+    contentFormats: [112, 11542],
+    serverInstanceId: 1,
   };
 }
 
@@ -48,6 +52,17 @@ describe('CosmosRegistrationStore', () => {
     const { resource } = await container.item('dev-a', 'dev-a').read();
     expect(resource).toMatchObject({ id: 'dev-a', deviceId: 'dev-a', registrationId: 'r2' });
     expect(resource.ttl).toBe(300 + RECORD_TTL_MARGIN_SECONDS);
+  });
+
+  it('stores a registration whose lifetime is past what a Cosmos ttl can say', async () => {
+    const store = new CosmosRegistrationStore(container, now);
+    const forever = {
+      ...registration('dev-long', 'r9'),
+      lifetime: 0xffffffff,
+      expiresAt: 1_000_000 + 0xffffffff * 1000,
+    };
+    await store.save(forever);
+    expect(await store.loadAll('connector-a')).toContainEqual(forever);
   });
 
   it('removes a record only while it is still the given registration', async () => {

@@ -46,6 +46,23 @@ describe('registration registry expiry', () => {
     expect(registry.forEndpoint('ep-a')).toBeUndefined();
   });
 
+  it('keeps one heap entry per registration however often it is renewed (an Update loop)', () => {
+    const registry = new RegistrationRegistry();
+    const looping = registration('loop', 10);
+    registry.add(looping);
+    for (let i = 1; i <= 10_000; i++) registry.renew(looping, 10 + i);
+    const heap = (registry as unknown as { heap: unknown[] }).heap;
+    expect(heap.length).toBe(1);
+    expect(registry.takeExpired(5_000)).toEqual([]);
+    expect(registry.takeExpired(10_010)).toEqual([looping]);
+    // An earlier expiry (a shorter lifetime) is honoured at once.
+    const shortened = registration('short', 1_000);
+    registry.add(shortened);
+    registry.renew(shortened, 20_000);
+    registry.renew(shortened, 15_000);
+    expect(registry.takeExpired(15_000)).toEqual([shortened]);
+  });
+
   it('keeps many registrations in order (heap property under churn)', () => {
     const registry = new RegistrationRegistry();
     const all: Registration[] = [];
