@@ -21,7 +21,8 @@ describe('connector stop and start', () => {
       const { response } = await device.register('stop-dev', { links: '</3/0>' });
       expect(response.code).toBe(Code.CREATED);
       await device.waitForObservations(['/3/0/9']);
-      await harness.waitForTwin('stop-dev', (t) => t.deviceProperties.batteryLevel?.value === 30);
+      // The observe answer waits out the 5 s batch window.
+      await harness.waitForTwin('stop-dev', (t) => t.deviceProperties.batteryLevel?.value === 30, 15_000);
       // With a 5 s batch window the notification is still pending when the stop begins.
       device.notify('/3/0/9', { payload: Buffer.from('31'), sequence: 9 });
       await new Promise((resolve) => setTimeout(resolve, 50));
