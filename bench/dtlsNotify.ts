@@ -30,10 +30,6 @@
 import { ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
-import { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { createHttpsServer } from '@vercel/cosmosdb-server';
 import {
   CoapMessage,
   Code,
@@ -51,17 +47,17 @@ import { Logger } from '../connector/logger';
 import { CredentialFeed } from '../connector/security/cosmosCredentialSource';
 import { ConnectorStats, RunningConnector, startConnector } from '../connector/startConnector';
 import { ThreadedReadingsSink } from '../connector/threadedReadingsSink';
-import { EMULATOR_KEY, ensureLocalCertificate } from '../local/cosmosServer';
+import { EMULATOR_KEY } from '../local/cosmosServer';
 import { parseFlags } from '../local/flags';
 import { DEFAULT_OBSERVATION } from '../shared/catalog';
 import { createCosmosClient } from '../shared/cosmosClient';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
 import { CredentialRecord } from '../shared/deviceCredentials';
 import { newTwin } from '../shared/twin';
+import { startKeepAliveCosmos } from './notifyThroughput';
 import { CHANGING_PROPERTIES, MemorySample, OBSERVED_PATHS } from './notifyThroughputWorker';
 import { measureConcurrent, median, processCpuMs } from './stats';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const DATABASE = 'bench-dtls-notify';
 /** The connector's Node flags, as connector/Dockerfile runs it. */
 const CONNECTOR_NODE_FLAGS = ['--optimize-for-size'];
@@ -616,27 +612,6 @@ async function round(mode: Mode, s: Settings, cosmos: { endpoint: string; certPa
     await fleet.stop();
     await connector.stop();
   }
-}
-
-/** The local Cosmos server with HTTP keep-alive (as bench/notifyThroughput.ts starts it, and for the same reason). */
-async function startKeepAliveCosmos(): Promise<{ endpoint: string; certPath: string; close(): Promise<void> }> {
-  const certificate = ensureLocalCertificate(path.join(ROOT, '.local', 'certs'));
-  const server = createHttpsServer({
-    cert: readFileSync(certificate.certPath),
-    key: readFileSync(certificate.keyPath),
-    keepAlive: true,
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    endpoint: `https://localhost:${(server.address() as AddressInfo).port}`,
-    certPath: certificate.certPath,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;

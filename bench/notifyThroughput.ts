@@ -369,7 +369,7 @@ export async function connectorPhase(
  * answers every request with `connection: close`, so each Cosmos request pays a TCP + TLS handshake (RSA-2048):
  * that, not the connector, would be what this benchmark measures. Real Cosmos DB keeps connections open.
  */
-async function startKeepAliveCosmos(): Promise<{ endpoint: string; certPath: string; close(): Promise<void> }> {
+export async function startKeepAliveCosmos(): Promise<{ endpoint: string; certPath: string; close(): Promise<void> }> {
   const certificate = ensureLocalCertificate(path.join(ROOT, '.local', 'certs'));
   const server = createHttpsServer({
     cert: readFileSync(certificate.certPath),

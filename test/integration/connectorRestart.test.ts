@@ -12,23 +12,13 @@ import {
   startConnectorProcess,
   stopProcess,
 } from './connectorProcess';
-import { api, uniqueDeviceId } from './stackClient';
+import { api, uniqueDeviceId, waitFor } from './stackClient';
 
 jest.setTimeout(120_000);
 
 interface TwinBody {
   connection: { state: string; registrationId?: string; connectorUrl?: string };
   deviceProperties: Record<string, { value?: unknown; source?: string; lastUpdatedTime?: string }>;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 async function twin(deviceId: string): Promise<TwinBody | undefined> {

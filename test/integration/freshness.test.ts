@@ -7,7 +7,7 @@ import { ServiceBusClient, ServiceBusReceiver } from '@azure/service-bus';
 import { EVENTS_TOPIC } from '../../shared/constants';
 import { TwinEvent } from '../../shared/twinEvents';
 import { SimulatedFleet, startSimulatedFleet } from '../../simulator';
-import { api, uniqueDeviceId } from './stackClient';
+import { api, uniqueDeviceId, waitFor } from './stackClient';
 
 const settings = (): Record<string, string> => JSON.parse(process.env.LWM2M_TEST_SETTINGS ?? '{}');
 /** The stack's observation pmax and staleness grace (seconds), as its Functions host and connector got them. */
@@ -29,16 +29,6 @@ interface PropertyBody {
   nextNotifyDue?: string;
   refreshed?: boolean;
   refreshError?: { code: string; detail: string };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 async function property(deviceId: string, name: string): Promise<PropertyBody> {

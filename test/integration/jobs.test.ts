@@ -12,7 +12,7 @@ import { resendUnsentJobs } from '../../shared/resendUnsentJobs';
 import { ServiceBusJobQueue } from '../../shared/serviceBusJobQueue';
 import { SimulatedFleet, startSimulatedFleet } from '../../simulator';
 import { dedicatedConnectorSettings, startConnectorProcess, stopProcess } from './connectorProcess';
-import { api, uniqueDeviceId } from './stackClient';
+import { api, uniqueDeviceId, waitFor } from './stackClient';
 
 jest.setTimeout(90_000);
 
@@ -26,17 +26,6 @@ interface TwinBody {
 const FINAL = ['completed', 'failed', 'cancelled'];
 const settings = (): Record<string, string> => JSON.parse(process.env.LWM2M_TEST_SETTINGS ?? '{}');
 const stackCoapPort = (): number => Number(process.env.LWM2M_TEST_COAP_PORT);
-
-/** Polls `probe` every 50 ms until it returns a value; fails naming `what` after `timeoutMs`. */
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function submit(body: Json): Promise<JobView> {
   const response = await api('POST', '/jobs', { body });

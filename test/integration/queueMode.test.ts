@@ -12,22 +12,12 @@ import {
   startConnectorProcess,
   stopProcess,
 } from './connectorProcess';
-import { api, uniqueDeviceId } from './stackClient';
+import { api, uniqueDeviceId, waitFor } from './stackClient';
 
 jest.setTimeout(120_000);
 
 /** The connector's awake window and the devices' (equal: the device never sleeps while the connector sends). */
 const AWAKE_WINDOW_SECONDS = 5;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function submit(body: Record<string, unknown>): Promise<JobView> {
   const response = await api('POST', '/jobs', { body });
@@ -41,7 +31,7 @@ async function job(jobId: string): Promise<JobView> {
   return response.body as JobView;
 }
 
-function inStatus(jobId: string, statuses: string[], timeoutMs?: number): Promise<JobView> {
+function inStatus(jobId: string, statuses: string[], timeoutMs = 60_000): Promise<JobView> {
   return waitFor(
     `job ${jobId} ${statuses.join('/')}`,
     async () => {
@@ -88,10 +78,14 @@ describe('queue mode on the local stack', () => {
     fleets.push(fleet);
     await fleet.allRegistered();
     const device = fleet.devices[0];
-    await waitFor(`${deviceId} connected in queue mode`, async () => {
-      const twin = (await api('GET', `/twins/${deviceId}`)).body as { connection: Record<string, unknown> };
-      return twin.connection.state === 'connected' && twin.connection.queueMode === true ? true : undefined;
-    });
+    await waitFor(
+      `${deviceId} connected in queue mode`,
+      async () => {
+        const twin = (await api('GET', `/twins/${deviceId}`)).body as { connection: Record<string, unknown> };
+        return twin.connection.state === 'connected' && twin.connection.queueMode === true ? true : undefined;
+      },
+      60_000,
+    );
     await waitFor(`${deviceId} asleep`, async () => (device.isAsleep ? true : undefined), 30_000);
     return { device, deviceId };
   }
