@@ -5,9 +5,10 @@
  *   provisioning gate;
  * - `observation/`: Write-Attributes and Observe per resource, restored after a restart;
  * - `deviceRequests`: Read, Write, Execute for the internal API;
- * - `twinSync`: every twin write, from registration events and observed values.
- *
- * - `send/`: LwM2M 1.1 Send (`POST /dp`).
+ * - `twinSync`: every twin write, from registration events and observed values;
+ * - `send/`: LwM2M 1.1 Send (`POST /dp`);
+ * - `security/` (given by the caller): each device's provisioned security, which the gate checks (a PSK device only
+ *   over DTLS with its own identity; requests, Sends and re-observes of a DTLS registration only over its session).
  *
  * This file adds the CoAP side of the registration interface (`/rd`, Uri-Query, link-format payload, response codes)
  * and of Send, and the rules that tie the parts together: a Register's twin is connected before its resources are

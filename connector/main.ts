@@ -5,6 +5,7 @@
 import { ConfigError, ConnectorConfig, loadConnectorConfig } from '../shared/config';
 import { EVENTS_TOPIC, JOBS_QUEUE } from '../shared/constants';
 import { createCosmosClient } from '../shared/cosmosClient';
+import { openCredentialsContainer } from '../shared/cosmosCredentialWriter';
 import { CosmosJobStore, openJobsContainer } from '../shared/cosmosJobStore';
 import { CosmosTwinStore, openTwinsContainer } from '../shared/cosmosTwinStore';
 import { createServiceBusClient } from '../shared/serviceBusClient';
@@ -14,7 +15,6 @@ import { resumeWaitingJobs } from '../shared/waitingJobs';
 import { Logger, jsonLineLogger } from './logger';
 import { CosmosRegistrationStore, openRegistrationsContainer } from './registration/cosmosRegistrationStore';
 import { CosmosCredentialSource } from './security/cosmosCredentialSource';
-import { openCredentialsContainer } from '../shared/cosmosCredentialWriter';
 import { startConnector } from './startConnector';
 import { ThreadedReadingsSink } from './threadedReadingsSink';
 

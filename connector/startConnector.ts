@@ -25,7 +25,7 @@ export type ConnectorSettings = Omit<ConnectorConfig, 'cosmos' | 'serviceBus' | 
 /** CoAP over DTLS (RFC 7252 §12.7), when `config.coapsPort` is not given. */
 const DEFAULT_COAPS_PORT = 5684;
 
-/** How long a stop waits for twin events still being sent (the disconnects it just wrote among them). */
+/** How long a stop waits for twin events still being sent. */
 const EVENTS_DRAIN_TIMEOUT_MS = 5_000;
 
 export interface ConnectorOptions {
