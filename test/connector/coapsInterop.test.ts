@@ -6,11 +6,10 @@
  * The test fails, not skips, when coap-client is missing (scripts/ensure-coap-client.sh installs it).
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { once } from 'node:events';
 import { startSimulatedFleet } from '../../simulator';
+import { findOnPath } from '../support/executables';
 import { ConnectorHarness } from './support/connectorHarness';
 
 const run = promisify(execFile);
@@ -21,19 +20,6 @@ const COAP_CLIENTS = ['coap-client-gnutls', 'coap-client-openssl'];
 /** libcoap 4.3.1's `-k` takes the key as text, so these keys are 16 printable bytes (hex-provisioned below). */
 const RIGHT_KEY = 'coaps-interop-k1';
 const WRONG_KEY = 'coaps-interop-k2';
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 describe('coaps interop with libcoap coap-client', () => {
   const harness = new ConnectorHarness();

@@ -3,34 +3,15 @@
  * updates and de-registers against the connector. The test fails, not skips, when coap-client is missing.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
+import { COAP_CLIENT_NAMES, findOnPath } from '../support/executables';
 import { ConnectorHarness } from './support/connectorHarness';
 
 const run = promisify(execFile);
 
-/** Debian installs the client under its TLS flavour's name; `coap-client` is the upstream name. */
-const CLIENT_NAMES = ['coap-client', 'coap-client-notls', 'coap-client-openssl', 'coap-client-gnutls'];
-
-function findCoapClient(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    for (const name of CLIENT_NAMES) {
-      const candidate = path.join(dir, name);
-      try {
-        accessSync(candidate, constants.X_OK);
-        return candidate;
-      } catch {
-        // not here
-      }
-    }
-  }
-  return undefined;
-}
-
 describe('interop with libcoap coap-client', () => {
   const harness = new ConnectorHarness();
-  const coapClient = findCoapClient();
+  const coapClient = findOnPath(...COAP_CLIENT_NAMES);
 
   beforeAll(() => harness.start({ deviceTimeoutSeconds: 1 }, 'interop-test'));
   afterAll(() => harness.close());
@@ -39,7 +20,7 @@ describe('interop with libcoap coap-client', () => {
   const coap = async (args: string[]) => {
     if (!coapClient) {
       throw new Error(
-        `libcoap's coap-client was not found on PATH (tried ${CLIENT_NAMES.join(', ')}). ` +
+        `libcoap's coap-client was not found on PATH (tried ${COAP_CLIENT_NAMES.join(', ')}). ` +
           'Install it: apt-get update && apt-get install -y libcoap3-bin',
       );
     }

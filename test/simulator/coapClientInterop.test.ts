@@ -3,30 +3,17 @@
  * discovers and writes a simulated device. Fails, not skips, when coap-client is missing (`npm test` installs it).
  */
 import { execFile } from 'child_process';
-import { accessSync, constants } from 'fs';
-import path from 'path';
 import { promisify } from 'util';
+import { COAP_CLIENT_NAMES, findOnPath } from '../support/executables';
 import { startTestFleet, TestFleet } from './testFleet';
 
 const run = promisify(execFile);
 
-/** Debian installs the client under its TLS flavour's name; `coap-client` is the upstream name. */
-const CLIENT_NAMES = ['coap-client', 'coap-client-notls', 'coap-client-openssl', 'coap-client-gnutls'];
-
 function findCoapClient(): string {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    for (const name of CLIENT_NAMES) {
-      const candidate = path.join(dir, name);
-      try {
-        accessSync(candidate, constants.X_OK);
-        return candidate;
-      } catch {
-        // not in this directory
-      }
-    }
-  }
+  const found = findOnPath(...COAP_CLIENT_NAMES);
+  if (found) return found;
   throw new Error(
-    `libcoap's coap-client was not found on PATH (tried ${CLIENT_NAMES.join(', ')}). ` +
+    `libcoap's coap-client was not found on PATH (tried ${COAP_CLIENT_NAMES.join(', ')}). ` +
       'Install it: apt-get update && apt-get install -y libcoap3-bin',
   );
 }
