@@ -2,9 +2,9 @@
  * DTLS 1.2 with pre-shared keys for Node, on the OpenSSL that the node binary itself bundles and exports.
  *
  * The addon owns no socket and no timer: JavaScript owns the UDP socket and the clock, feeds each received
- * datagram in and sends each datagram the addon hands back. OpenSSL reads from a memory BIO (one datagram per
- * call) and writes into an "outbox" BIO that keeps every write as its own datagram, so flights keep their
- * datagram boundaries.
+ * datagram in and sends each datagram the addon hands back. OpenSSL reads from an "inbox" BIO, lent the one
+ * datagram of the call in progress, and writes into an "outbox" BIO that keeps every write as its own datagram, so
+ * flights keep their datagram boundaries.
  *
  * Contracts a caller may rely on:
  * - No call throws for bad network input. A malformed, replayed or forged datagram is dropped by OpenSSL
@@ -27,6 +27,11 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define COOKIE_SECRET_BYTES 32
 #define COOKIE_BYTES 32           /* HMAC-SHA256, full length; DTLS allows up to 255 */
@@ -84,7 +89,7 @@ static long outbox_ctrl(BIO *bio, int cmd, long num, void *ptr) {
   return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
-static int outbox_create(BIO *bio) {
+static int bio_create(BIO *bio) {
   BIO_set_init(bio, 1);
   return 1;
 }
@@ -115,6 +120,46 @@ static napi_value outbox_drain(napi_env env, outbox *box) {
   }
   outbox_clear(box);
   return array;
+}
+
+/*
+ * ---------- inbox: a BIO that reads the one datagram lent to it for the length of a call ----------
+ * Its data is a datagram on the caller's stack while the call runs, NULL otherwise. A read takes the whole datagram
+ * (as recvfrom does: what does not fit is dropped); an empty inbox asks OpenSSL to retry, which it reports as
+ * SSL_ERROR_WANT_READ. Nothing is copied into or kept by the BIO, unlike a memory BIO, whose buffer stays as large
+ * as the largest datagram a session ever received.
+ */
+static BIO_METHOD *inbox_method = NULL;
+
+static int inbox_read(BIO *bio, char *out, int size) {
+  datagram *lent = BIO_get_data(bio);
+  BIO_clear_retry_flags(bio);
+  if (lent == NULL || lent->len == 0 || size <= 0) {
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  size_t n = lent->len < (size_t)size ? lent->len : (size_t)size;
+  memcpy(out, lent->data, n);
+  lent->len = 0;
+  return (int)n;
+}
+
+static long inbox_ctrl(BIO *bio, int cmd, long num, void *ptr) {
+  datagram *lent = BIO_get_data(bio);
+  (void)num, (void)ptr;
+  if (cmd == BIO_CTRL_PENDING) return lent ? (long)lent->len : 0;
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+/* Lends datagram (data, len) to ssl's inbox; inbox_return must follow before the call returns. */
+static void inbox_lend(SSL *ssl, datagram *lent, void *data, size_t len) {
+  lent->data = data;
+  lent->len = len;
+  BIO_set_data(SSL_get_rbio(ssl), lent);
+}
+
+static void inbox_return(SSL *ssl) {
+  if (ssl) BIO_set_data(SSL_get_rbio(ssl), NULL);
 }
 
 /* ---------- context: one SSL_CTX (server or client) ---------- */
@@ -341,7 +386,69 @@ typedef struct {
   napi_ref owner_ref;      /* keeps the context alive */
   outbox out;
   int handshake_done;
+  /* OpenSSL's handshake message buffer as seen by the message callback during the handshake (see below) */
+  const unsigned char *handshake_buffer;
+  int handshake_buffer_seen;   /* received handshake messages that were in handshake_buffer */
+  int last_received_finished;  /* the last received handshake message was the peer's Finished */
 } session;
+
+/*
+ * The handshake message buffer, returned to the kernel once the handshake is done.
+ *
+ * OpenSSL assembles every handshake message in the session's init_buf, grown to 16 KB (SSL3_RT_MAX_PLAIN_LENGTH)
+ * and zeroed when the handshake starts; BUF_MEM_grow allocates 4/3 of that, 21,848 bytes. TLS frees it when the
+ * handshake ends; DTLS over UDP keeps it for the session's life, in case the peer retransmits its last flight and
+ * ours has to be sent again, and no public call frees it. That was most of an established session's memory, for a
+ * buffer that is scratch space: OpenSSL copies a message into it before every use (a retransmitted flight from its
+ * sent-messages queue, a received message from the record), never reading what an earlier use left there.
+ *
+ * So when the handshake completes, the whole pages inside the buffer are handed back with madvise(MADV_DONTNEED):
+ * the allocation stays OpenSSL's, and a page comes back (zero-filled, as the buffer started) only if OpenSSL writes
+ * to it again. glibc's malloc_trim does the same to the inside of free chunks; no allocator keeps anything inside
+ * an allocation it handed out. The first 16 KB are certainly the buffer's; the rest of the 21,848 bytes only when
+ * OpenSSL allocates with libc malloc (no custom CRYPTO_set_mem_functions) and malloc_usable_size confirms the size.
+ *
+ * The buffer's address comes from the message callback, which OpenSSL's DTLS code (statem_dtls.c,
+ * dtls_get_message_body) calls for every received handshake message with init_buf->data. It is used only when
+ * that is certain for this handshake: OpenSSL 3.0 (the version this was read and measured on), at least two
+ * received messages seen in the same buffer (so it is not a per-message copy), the last of them the peer's
+ * Finished, and the release done in the very call that completed the handshake, before anything else can
+ * reallocate init_buf. Otherwise nothing is released, and the session keeps the buffer's pages as OpenSSL would.
+ */
+static int handshake_buffer_release_supported = 0; /* set at load: OpenSSL 3.0.x */
+static int openssl_uses_libc_malloc = 0;            /* set at load: no custom OpenSSL allocator */
+
+static void record_handshake_buffer(int write_p, int version, int content_type, const void *buf, size_t len,
+                                    SSL *ssl, void *arg) {
+  session *s = SSL_get_app_data(ssl);
+  (void)version, (void)arg;
+  if (s == NULL || s->handshake_done || write_p || content_type != SSL3_RT_HANDSHAKE ||
+      len < DTLS1_HM_HEADER_LENGTH)
+    return;
+  if (buf == s->handshake_buffer) {
+    s->handshake_buffer_seen++;
+  } else {
+    s->handshake_buffer = buf;
+    s->handshake_buffer_seen = 1;
+  }
+  s->last_received_finished = ((const unsigned char *)buf)[0] == SSL3_MT_FINISHED;
+}
+
+/* Called once, right after SSL_do_handshake returned 1. */
+static void release_handshake_buffer(session *s) {
+  SSL_set_msg_callback(s->ssl, NULL);
+  if (!handshake_buffer_release_supported || s->handshake_buffer_seen < 2 || !s->last_received_finished) return;
+  size_t size = SSL3_RT_MAX_PLAIN_LENGTH;
+#ifdef __GLIBC__
+  const size_t grown = (SSL3_RT_MAX_PLAIN_LENGTH + 3) / 3 * 4; /* BUF_MEM_grow's allocation */
+  if (openssl_uses_libc_malloc && malloc_usable_size((void *)s->handshake_buffer) >= grown) size = grown;
+#endif
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = ((uintptr_t)s->handshake_buffer + page - 1) & ~(page - 1);
+  uintptr_t end = ((uintptr_t)s->handshake_buffer + size) & ~(page - 1);
+  if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
+  s->handshake_buffer = NULL;
+}
 
 /*
  * Frees the SSL and both its BIOs. Marked as shut down first: OpenSSL drops a session that was not shut down from
@@ -365,15 +472,14 @@ static void session_finalize(napi_env env, void *data, void *hint) {
   free(s);
 }
 
-/* Memory read BIO (an empty read means "wait", not EOF) and outbox write BIO for box; SSL takes ownership. */
+/* Inbox read BIO and outbox write BIO for box; SSL takes ownership. */
 static int attach_bios(SSL *ssl, outbox *box, uint32_t mtu) {
-  BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(outbox_method);
+  BIO *rbio = BIO_new(inbox_method), *wbio = BIO_new(outbox_method);
   if (rbio == NULL || wbio == NULL) {
     BIO_free(rbio);
     BIO_free(wbio);
     return 0;
   }
-  BIO_set_mem_eof_return(rbio, -1);
   BIO_set_data(wbio, box);
   SSL_set_bio(ssl, rbio, wbio);
   return SSL_set_mtu(ssl, mtu) > 0; /* returns the MTU set, 0 below DTLS's minimum */
@@ -386,9 +492,8 @@ static int attach_bios(SSL *ssl, outbox *box, uint32_t mtu) {
  * buffers_release (SSL_free_buffers, which refuses, freeing nothing, while a record is partly read or written), and
  * every call that may write without reading first (encrypt, close, handleTimeout) starts with buffers_restore: DTLS's
  * write path uses the write buffer without allocating it (SSL_free_buffers alone broke later writes), while a read
- * sets both buffers up when they are missing. That read is of the empty read BIO (feed empties it after every
- * datagram), so it consumes nothing. What stays is mostly OpenSSL's own: the handshake message buffer (init_buf,
- * 21 KB, 16 KB of it zeroed), which DTLS over UDP keeps after the handshake and no public call frees.
+ * sets both buffers up when they are missing. That read is of the inbox, empty outside feed, so it consumes
+ * nothing. (The other large allocation, the handshake message buffer, is handed back by release_handshake_buffer.)
  */
 static void buffers_release(session *s) {
   if (s->ssl && s->handshake_done) (void)SSL_free_buffers(s->ssl);
@@ -418,6 +523,8 @@ static napi_value wrap_session(napi_env env, context *c, napi_value owner, SSL *
     free(s);
     return NULL;
   }
+  SSL_set_app_data(ssl, s);
+  SSL_set_msg_callback(ssl, record_handshake_buffer);
   *out = s;
   return result;
 }
@@ -450,12 +557,10 @@ static napi_value accept_peer(napi_env env, napi_callback_info info) {
       THROW(env, "DTLS: cannot create the listener");
     }
   }
-  BIO *rbio = SSL_get_rbio(c->listener);
-  int listened = 0;
-  if (len > 0 && BIO_write(rbio, data, (int)len) == (int)len) {
-    listened = DTLSv1_listen(c->listener, c->listen_addr);
-  }
-  (void)BIO_reset(rbio); /* whatever the listener did not consume is dropped */
+  datagram lent;
+  inbox_lend(c->listener, &lent, data, len);
+  int listened = len > 0 ? DTLSv1_listen(c->listener, c->listen_addr) : 0;
+  inbox_return(c->listener);
   ERR_clear_error();
   CHECK(env, napi_create_object(env, &result));
   to_send = outbox_drain(env, &c->listener_out);
@@ -529,6 +634,7 @@ static napi_value drive(napi_env env, session *s) {
     int r = SSL_do_handshake(s->ssl);
     if (r == 1) {
       s->handshake_done = just_done = 1;
+      release_handshake_buffer(s);
     } else {
       int e = SSL_get_error(s->ssl, r);
       if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
@@ -607,12 +713,12 @@ static napi_value feed(napi_env env, napi_callback_info info) {
   session *s = session_arg(env, info, &argc, argv);
   if (s == NULL || argc < 2) THROW(env, "feed(session, datagram)");
   napi_typeof(env, argv[1], &type);
-  if (s->ssl && type == napi_object) {
-    CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
-    if (len > 0 && BIO_write(SSL_get_rbio(s->ssl), data, (int)len) != (int)len) ERR_clear_error();
-  }
-  napi_value result = drive(env, s);
-  if (s->ssl) (void)BIO_reset(SSL_get_rbio(s->ssl)); /* never carry a partial datagram into the next call */
+  if (s->ssl == NULL || type != napi_object) return drive(env, s);
+  datagram lent;
+  CHECK(env, napi_get_buffer_info(env, argv[1], &data, &len));
+  inbox_lend(s->ssl, &lent, data, len);
+  napi_value result = drive(env, s); /* frees the SSL (and its BIOs) if the session ended */
+  inbox_return(s->ssl);
   return result;
 }
 
@@ -727,11 +833,23 @@ static napi_value init(napi_env env, napi_value exports) {
       {"saveSession", save_session},
       {"cipher", cipher_name},
   };
+  handshake_buffer_release_supported = (OpenSSL_version_num() >> 20) == 0x300; /* 0xMNN00PP0 */
+  CRYPTO_malloc_fn malloc_fn;
+  CRYPTO_realloc_fn realloc_fn;
+  CRYPTO_free_fn free_fn;
+  CRYPTO_get_mem_functions(&malloc_fn, &realloc_fn, &free_fn);
+  openssl_uses_libc_malloc = malloc_fn == CRYPTO_malloc && realloc_fn == CRYPTO_realloc;
   if (outbox_method == NULL) {
     outbox_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "datagram outbox");
     if (outbox_method == NULL || !BIO_meth_set_write(outbox_method, outbox_write) ||
-        !BIO_meth_set_ctrl(outbox_method, outbox_ctrl) || !BIO_meth_set_create(outbox_method, outbox_create))
+        !BIO_meth_set_ctrl(outbox_method, outbox_ctrl) || !BIO_meth_set_create(outbox_method, bio_create))
       THROW(env, "DTLS: cannot create the outbox BIO method");
+  }
+  if (inbox_method == NULL) {
+    inbox_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "datagram inbox");
+    if (inbox_method == NULL || !BIO_meth_set_read(inbox_method, inbox_read) ||
+        !BIO_meth_set_ctrl(inbox_method, inbox_ctrl) || !BIO_meth_set_create(inbox_method, bio_create))
+      THROW(env, "DTLS: cannot create the inbox BIO method");
   }
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;

@@ -243,7 +243,15 @@ export class DtlsServer {
       return;
     }
     if (existing) this.end(existing, 'replaced', false);
-    const entry: PeerSession = { peer, session: accepted.session, established: false };
+    // Every field declared at creation: one object shape, no out-of-object property storage per session.
+    const entry: PeerSession = {
+      peer,
+      session: accepted.session,
+      identity: undefined,
+      established: false,
+      timer: undefined,
+      deadline: undefined,
+    };
     entry.deadline = setTimeout(
       () => this.end(entry, 'handshakeFailed', false, 'handshake timed out'),
       this.options.handshakeTimeoutMs ?? 30_000,
@@ -267,6 +275,7 @@ export class DtlsServer {
         return;
       }
       clearTimeout(entry.deadline);
+      entry.deadline = undefined; // a cleared Timeout is still an object; an established session keeps none
       entry.identity = identity;
       entry.established = true;
       this.handshaking--;

@@ -286,4 +286,48 @@ describe('DtlsServer', () => {
       towardServer.close();
     }
   });
+
+  it('sends its final flight again when it is lost, after the handshake buffer was released', async () => {
+    // The server finishes its handshake (and hands its handshake buffer's pages back) on the client's Finished; its
+    // own ChangeCipherSpec and Finished are dropped once, so the client retransmits its flight and the server must
+    // rebuild its last flight in that buffer.
+    const proxy = dgram.createSocket('udp4');
+    proxy.bind(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    let clientPort = 0;
+    const dropped = { changeCipherSpec: 0, finished: 0 };
+    const towardServer = dgram.createSocket('udp4');
+    towardServer.bind(0, '127.0.0.1');
+    await once(towardServer, 'listening');
+    proxy.on('message', (datagram, rinfo) => {
+      clientPort = rinfo.port;
+      towardServer.send(datagram, echo.port, '127.0.0.1');
+    });
+    towardServer.on('message', (datagram) => {
+      const [contentType, , , epochHigh, epochLow] = datagram;
+      if (contentType === 20 && dropped.changeCipherSpec++ === 0) return;
+      if (contentType === 22 && (epochHigh << 8) + epochLow === 1 && dropped.finished++ === 0) return;
+      proxy.send(datagram, clientPort, '127.0.0.1');
+    });
+    try {
+      const replies: string[] = [];
+      const client = await DtlsClientConnection.connect(
+        new DtlsClientContext({ identity: 'sim-001', key: KEY }),
+        '127.0.0.1',
+        proxy.address().port,
+        { onMessage: (plaintext) => replies.push(plaintext.toString()) },
+      );
+      client.send(Buffer.from('after the lost flight'));
+      await waitFor(() => replies.length > 0);
+      expect(replies).toEqual(['echo:after the lost flight']);
+      client.close();
+      // Both were dropped once and then got through: what the client holds came from the server's second flight.
+      expect(dropped.changeCipherSpec).toBeGreaterThanOrEqual(2);
+      expect(dropped.finished).toBeGreaterThanOrEqual(2);
+      expect(echo.server.stats()).toMatchObject({ fullHandshakes: 1, failedHandshakes: 0 });
+    } finally {
+      proxy.close();
+      towardServer.close();
+    }
+  });
 });
