@@ -7,6 +7,8 @@
  * (4) a few hundred bytes of state per observation (the package's observe streams are Node streams, and its
  * server caches every response for EXCHANGE_LIFETIME), and (5) strict parsing of hostile datagrams. The package's
  * Server and Agent share no socket cleanly (each ignores the other's half), so both halves live here, on one socket.
+ * Per-peer state is kept small for the same reason (thousands of devices with ~20 observations each): a peer's
+ * exchanges and observations live in one array of its own, found by a linear search.
  *
  * Contracts:
  * - Incoming Confirmable requests are deduplicated by (peer, message ID) for EXCHANGE_LIFETIME (bounded memory):
@@ -69,8 +71,12 @@ export interface Peer {
   readonly port: number;
 }
 
+/**
+ * `address#port`. Built by `join`, which makes one flat string: a template literal keeps a tree of its pieces (more
+ * bytes for each key kept).
+ */
 export function peerKey(peer: Peer): string {
-  return `${peer.address}#${peer.port}`;
+  return [peer.address, peer.port].join('#');
 }
 
 /**
@@ -101,18 +107,21 @@ export interface ResponseSpec {
 export type RequestHandler = (request: CoapMessage, peer: Peer, endpoint: CoapEndpoint) => Promise<ResponseSpec>;
 
 /**
- * Receives the notifications of an established observation; `final` when one ends the observation (no Observe, or
- * an error code). An object rather than a closure: one per observation, so it is kept small.
+ * Receives the notifications of established observations; `final` when one ends its observation (no Observe, or an
+ * error code). One listener may serve many observations (a device's), told apart by the `subject` each was
+ * established with: an object rather than a closure per observation, as there are ~20 per device.
  */
-export interface NotificationListener {
-  onNotification(notification: CoapMessage, final: boolean): void;
+export interface NotificationListener<Subject = unknown> {
+  onNotification(subject: Subject, notification: CoapMessage, final: boolean): void;
 }
 
-export interface RequestOptions {
+export interface RequestOptions<Subject = unknown> {
   /** Bound on the whole exchange, queueing and retransmissions included, ms. */
   timeoutMs: number;
   /** Makes the request an observation: after a 2.xx response carrying Observe, later notifications come here. */
-  onNotification?: NotificationListener;
+  onNotification?: NotificationListener<Subject>;
+  /** What the observation's notifications are about (a resource), handed to `onNotification` with each. */
+  subject?: Subject;
 }
 
 export class CoapTimeoutError extends Error {
@@ -173,12 +182,18 @@ export interface EndpointDependencies {
 
 /** Requests remembered for deduplication at most; the oldest are forgotten first beyond this. */
 const MAX_REMEMBERED_REQUESTS = 20_000;
-/** Message IDs of responses remembered per peer to spot retransmitted notifications (ids are sequential per peer). */
+/**
+ * Message IDs of responses remembered per peer to spot retransmitted notifications (ids are sequential per peer). As
+ * 16-bit numbers they take 64 bytes, which V8 keeps on its heap (a larger typed array gets a separate allocation).
+ */
 const RECENT_IDS_PER_PEER = 32;
+/** How often remembered requests past their lifetime are forgotten (without new requests to make room), ms. */
+const REMEMBERED_REQUESTS_SWEEP_MS = 10_000;
 /**
  * Tokens are 4 random bytes (RFC 7252 §5.3.1: at least 32 bits of randomness when not protected by DTLS, so an
- * off-path attacker cannot guess one), unique among the live exchanges and observations of this endpoint, held as
- * signed 32-bit integers (unboxed in V8: memory per observation).
+ * off-path attacker cannot guess one), unique among the live exchanges and observations of their peer (a response
+ * only ever matches within its peer, §5.3.2), held as signed 32-bit integers: made with `| 0`, so V8 stores them
+ * unboxed (memory per observation).
  */
 const TOKEN_LENGTH = 4;
 const TOKEN_MIN = -(2 ** 31);
@@ -204,17 +219,21 @@ const MAX_FOLLOW_UP_SHAPES = 1024;
 interface PeerState {
   key: string;
   peer: Peer;
-  /** Waiting for an NSTART slot, in order. */
+  /** Waiting for an NSTART slot, in order. A drained queue is replaced by an empty array (it kept its capacity). */
   queue: Exchange[];
   /** Exchanges holding an NSTART slot (sent, neither acknowledged nor answered). */
   outstanding: number;
-  /** Sent Confirmable requests waiting for their ACK, by message ID. */
-  unacked: Map<number, Exchange>;
   nextMessageId: number;
-  recentIds: Int32Array;
-  recentIndex: number;
-  /** Tokens of this peer's exchanges and observations, to forget them with the peer (a small array: ~20 each). */
-  tokens: number[];
+  /** The last RECENT_IDS_PER_PEER message IDs of separate responses and notifications from the peer, a ring. */
+  recentIds: Uint16Array;
+  /** Message IDs recorded in `recentIds` so far (the ring is full from RECENT_IDS_PER_PEER on). */
+  recentCount: number;
+  /**
+   * This peer's exchanges and observations (~20 per device), found by token with a linear search: less memory than
+   * an endpoint-wide Map by token. Copied to its length once the peer has nothing pending (an array keeps the
+   * capacity it grew to).
+   */
+  entries: (Exchange | Observation)[];
   /** Set once the peer is forgotten: nothing more is sent to it. */
   forgotten: boolean;
   /** Size exponent of the Block1 blocks sent to it: DEFAULT_BLOCK_SZX, or smaller once it asked for smaller. */
@@ -222,39 +241,44 @@ interface PeerState {
 }
 
 interface Exchange {
-  kind: 'exchange';
   state: PeerState;
   request: OutgoingRequest;
   token: number;
+  /** Of the datagram last sent, while it waits for its ACK (or piggybacked response); -1 before and after. */
   messageId: number;
-  datagram?: Buffer;
+  datagram: Buffer | undefined;
   retransmissions: number;
-  retransmitTimer?: NodeJS.Timeout;
+  retransmitTimer: NodeJS.Timeout | undefined;
   deadlineTimer: NodeJS.Timeout;
   holdsSlot: boolean;
   settled: boolean;
-  onNotification?: NotificationListener;
+  onNotification: NotificationListener | undefined;
+  subject: unknown;
   /** Set once a response made this exchange block-wise. */
-  transfer?: OutgoingTransfer;
+  transfer: OutgoingTransfer | undefined;
   /** The token of the observation its first Block2 block established (cancelled if the rest fails). */
-  observed?: number;
+  observed: number | undefined;
   resolve: (message: CoapMessage) => void;
   reject: (error: Error) => void;
 }
 
-interface Observation extends LastNotification {
-  kind: 'observation';
-  state: PeerState;
-  token: number;
-  listener: NotificationListener;
-  /** Uri-Path and Accept of the observe request: the GETs fetching a block-wise notification's remaining blocks. */
-  followUp?: readonly CoapOption[];
+/** An established observation: a class, so it is told from an `Exchange` without a field saying so (~20 per peer). */
+class Observation implements LastNotification {
+  constructor(
+    readonly token: number,
+    readonly listener: NotificationListener,
+    readonly subject: unknown,
+    /** Uri-Path and Accept of the observe request: the GETs fetching a block-wise notification's remaining blocks. */
+    readonly followUp: readonly CoapOption[] | undefined,
+    public sequence: number,
+    public arrivedAt: number,
+  ) {}
 }
 
 interface RememberedRequest {
   expiresAt: number;
   /** The encoded response, once the handler answered; resent for duplicates. */
-  response?: Buffer;
+  response: Buffer | undefined;
 }
 
 export class CoapEndpoint {
@@ -274,16 +298,17 @@ export class CoapEndpoint {
   };
 
   private readonly peers = new Map<string, PeerState>();
-  private readonly byToken = new Map<number, Exchange | Observation>();
   private readonly rememberedRequests = new Map<string, RememberedRequest>();
+  /** Forgets expired remembered requests while there are any (unref'd: it does not keep the process alive). */
+  private rememberedSweep: NodeJS.Timeout | undefined;
   private readonly block1 = new Block1Reassembler({
     maxBodyBytes: MAX_BLOCK1_BODY_BYTES,
     maxReassemblies: MAX_BLOCK1_REASSEMBLIES,
     maxPerPeer: MAX_BLOCK1_REASSEMBLIES_PER_PEER,
     lifetimeMs: BLOCK1_REASSEMBLY_LIFETIME_MS,
   });
-  /** Observations whose notification's remaining blocks are being fetched: token -> fetch number (newest wins). */
-  private readonly blockFetches = new Map<number, number>();
+  /** Observations whose notification's remaining blocks are being fetched -> fetch number (newest wins). */
+  private readonly blockFetches = new Map<Observation, number>();
   private blockFetchCount = 0;
   private readonly followUpShapes = new Map<string, readonly CoapOption[]>();
   private readonly dropped: ThrottledWarnings;
@@ -329,7 +354,9 @@ export class CoapEndpoint {
 
   get observationCount(): number {
     let count = 0;
-    for (const entry of this.byToken.values()) if (entry.kind === 'observation') count++;
+    for (const state of this.peers.values()) {
+      for (const entry of state.entries) if (entry instanceof Observation) count++;
+    }
     return count;
   }
 
@@ -337,7 +364,7 @@ export class CoapEndpoint {
    * Sends a Confirmable request to `peer` (queued behind the peer's outstanding one, NSTART = 1) and resolves with
    * its response, whatever the response code. See the class comment for the errors.
    */
-  request(peer: Peer, request: OutgoingRequest, options: RequestOptions): Promise<CoapMessage> {
+  request<Subject>(peer: Peer, request: OutgoingRequest, options: RequestOptions<Subject>): Promise<CoapMessage> {
     if (this.closed) return Promise.reject(new CoapCancelledError('the CoAP endpoint is closed'));
     const state = this.peerState(peer, true) as PeerState;
     let transfer: OutgoingTransfer | undefined;
@@ -346,38 +373,39 @@ export class CoapEndpoint {
       transfer = new OutgoingTransfer(request, MAX_BLOCK2_BODY_BYTES);
       first = transfer.start(state.blockSzx);
     }
-    return this.startExchange(state, first, options.timeoutMs, options.onNotification, transfer);
+    return this.startExchange(state, first, options.timeoutMs, options, transfer);
   }
 
   private startExchange(
     state: PeerState,
     request: OutgoingRequest,
     timeoutMs: number,
-    onNotification: NotificationListener | undefined,
+    observe: Pick<RequestOptions, 'onNotification' | 'subject'>,
     transfer: OutgoingTransfer | undefined,
   ): Promise<CoapMessage> {
     return new Promise<CoapMessage>((resolve, reject) => {
-      const token = this.allocateToken();
       const exchange: Exchange = {
-        kind: 'exchange',
         state,
         request,
-        token,
+        token: this.allocateToken(state),
         messageId: -1,
+        datagram: undefined,
         retransmissions: 0,
+        retransmitTimer: undefined,
         deadlineTimer: setTimeout(
           () => this.fail(exchange, new CoapTimeoutError(`no response within ${timeoutMs} ms`)),
           timeoutMs,
         ),
         holdsSlot: false,
         settled: false,
-        onNotification,
+        onNotification: observe.onNotification,
+        subject: observe.subject,
         transfer,
+        observed: undefined,
         resolve,
         reject,
       };
-      this.byToken.set(token, exchange);
-      state.tokens.push(token);
+      state.entries.push(exchange);
       state.queue.push(exchange);
       this.pump(state);
     });
@@ -386,39 +414,43 @@ export class CoapEndpoint {
   /**
    * Re-creates an observation this endpoint (or a previous run of the connector) established with `peer` under
    * `handle`, so the device's notifications for it are accepted again (after a restart). Its first notification is
-   * taken whatever its sequence number (RFC 7641 §3.4: more than 128 s since the last one known). False when the
-   * handle is in use already.
+   * taken whatever its sequence number (RFC 7641 §3.4: more than 128 s since the last one known); its notifications
+   * go to `listener` with `subject`. False when the handle is in use with `peer` already, or not a 32-bit integer.
    */
-  restoreObservation(
+  restoreObservation<Subject>(
     peer: Peer,
     handle: ObservationHandle,
-    listener: NotificationListener,
+    listener: NotificationListener<Subject>,
+    subject: Subject,
     /** The observe request's options (Uri-Path, Accept): without them a block-wise notification cannot be fetched. */
     request?: readonly CoapOption[],
   ): boolean {
-    if (this.closed || !Number.isInteger(handle) || this.byToken.has(handle)) return false;
+    if (this.closed || handle !== (handle | 0)) return false;
     const state = this.peerState(peer, true) as PeerState;
-    const observation: Observation = {
-      kind: 'observation',
-      state,
-      token: handle,
-      sequence: 0,
-      arrivedAt: this.elapsedSeconds() - OBSERVE_FRESHNESS_SECONDS - 1,
+    if (findEntry(state, handle)) return false;
+    const observation = new Observation(
+      handle | 0,
       listener,
-      followUp: request && this.followUpOptions(request),
-    };
-    this.byToken.set(handle, observation);
-    state.tokens.push(handle);
+      subject,
+      request && this.followUpOptions(request),
+      0,
+      this.elapsedSeconds() - OBSERVE_FRESHNESS_SECONDS - 1,
+    );
+    state.entries.push(observation);
     return true;
   }
 
-  /** Stops delivering an observation's notifications; the device's next one is answered with RST (§3.6). */
-  cancelObservation(handle: ObservationHandle): void {
-    const entry = this.byToken.get(handle);
-    if (entry?.kind !== 'observation') return;
-    this.byToken.delete(handle);
-    removeToken(entry.state, handle);
-    this.dropIfIdle(entry.state);
+  /** Stops delivering `peer`'s observation `handle`; the device's next notification on it gets RST (§3.6). */
+  cancelObservation(peer: Peer, handle: ObservationHandle): void {
+    const state = this.peers.get(peerKey(peer));
+    if (state) this.removeObservation(state, handle);
+  }
+
+  private removeObservation(state: PeerState, handle: ObservationHandle): void {
+    const entry = findEntry(state, handle);
+    if (!(entry instanceof Observation)) return;
+    removeEntry(state, entry);
+    this.settle(state);
   }
 
   /** The peer moved (NAT rebinding, reboot): its queue, exchanges and observations follow it to the new address. */
@@ -438,12 +470,9 @@ export class CoapEndpoint {
     if (!state) return;
     this.peers.delete(state.key);
     state.forgotten = true;
-    for (const token of [...state.tokens]) {
-      const entry = this.byToken.get(token);
-      if (entry?.kind === 'exchange') this.fail(entry, new CoapCancelledError(reason));
-      else this.byToken.delete(token);
-    }
-    state.tokens.length = 0;
+    const entries = state.entries;
+    state.entries = [];
+    for (const entry of entries) if (!(entry instanceof Observation)) this.fail(entry, new CoapCancelledError(reason));
   }
 
   /** Fails everything pending and closes the socket. */
@@ -452,6 +481,7 @@ export class CoapEndpoint {
     this.closed = true;
     for (const state of [...this.peers.values()]) this.forgetPeer(state.peer, 'the CoAP endpoint is closing');
     this.rememberedRequests.clear();
+    clearInterval(this.rememberedSweep);
     await this.transport.close();
   }
 
@@ -500,9 +530,9 @@ export class CoapEndpoint {
     }
     if (message.type === MessageType.NON) return this.drop(peer, 'Empty NON message');
     const state = this.peers.get(peerKey(peer));
-    const exchange = state?.unacked.get(message.messageId);
-    if (!state || !exchange) return; // A late or duplicate ACK/RST: nothing waits for it.
-    state.unacked.delete(message.messageId);
+    const exchange = state && unacknowledged(state, message.messageId);
+    if (!exchange) return; // A late or duplicate ACK/RST: nothing waits for it.
+    exchange.messageId = -1;
     this.stopRetransmitting(exchange);
     if (message.type === MessageType.RST) {
       this.fail(exchange, new CoapResetError('the device answered the request with RST'));
@@ -523,7 +553,7 @@ export class CoapEndpoint {
       return;
     }
     const lifetime = message.type === MessageType.CON ? EXCHANGE_LIFETIME_MS : NON_LIFETIME_MS;
-    const entry: RememberedRequest = { expiresAt: now + lifetime };
+    const entry: RememberedRequest = { expiresAt: now + lifetime, response: undefined };
     this.remember(key, entry, now);
     const unknown = unknownCriticalOptions(message, UNDERSTOOD_REQUEST_OPTIONS);
     const answer =
@@ -582,17 +612,17 @@ export class CoapEndpoint {
     this.stats.responsesIn++;
     const state = this.peers.get(peerKey(peer));
     if (message.type === MessageType.ACK) {
-      const exchange = state?.unacked.get(message.messageId);
-      if (!state || !exchange) return; // Late or duplicate piggybacked response.
+      const exchange = state && unacknowledged(state, message.messageId);
+      if (!exchange) return; // Late or duplicate piggybacked response.
       if (!this.tokenMatches(message.token, exchange.token)) {
         return this.drop(peer, 'piggybacked response with a token that does not match its request');
       }
-      state.unacked.delete(message.messageId);
+      exchange.messageId = -1;
       return this.complete(exchange, message);
     }
     // A separate response or a notification (CON or NON).
-    const entry = message.token.length === TOKEN_LENGTH ? this.byToken.get(message.token.readInt32BE(0)) : undefined;
-    if (!state || !entry || entry.state !== state) {
+    const entry = state && message.token.length === TOKEN_LENGTH && findEntry(state, message.token.readInt32BE(0));
+    if (!state || !entry) {
       // Nobody waits for it (for example a cancelled observation): reject it (RFC 7641 §3.6).
       this.sendReset(peer, message.messageId);
       this.deps.onUnmatchedNotification?.(peer, observationHandle(message));
@@ -603,20 +633,19 @@ export class CoapEndpoint {
       this.stats.duplicateResponses++;
       return;
     }
-    if (entry.kind === 'exchange') {
-      if (entry.messageId >= 0) state.unacked.delete(entry.messageId);
+    if (!(entry instanceof Observation)) {
+      entry.messageId = -1;
       return this.complete(entry, message);
     }
-    this.deliver(entry, message);
+    this.deliver(state, entry, message);
   }
 
-  private deliver(observation: Observation, message: CoapMessage): void {
+  private deliver(state: PeerState, observation: Observation, message: CoapMessage): void {
     const sequence = readUintOption(message, OptionNumber.OBSERVE);
     const final = !isSuccessCode(message.code) || sequence === undefined || Number.isNaN(sequence);
     if (final) {
-      this.byToken.delete(observation.token);
-      removeToken(observation.state, observation.token);
-      this.dropIfIdle(observation.state);
+      removeEntry(state, observation);
+      this.settle(state);
     } else {
       const now = this.elapsedSeconds();
       if (!isNewerNotification(observation, sequence, now)) {
@@ -628,22 +657,24 @@ export class CoapEndpoint {
     }
     this.stats.notifications++;
     // A newer notification supersedes one whose blocks are still being fetched.
-    if (this.blockFetches.size > 0) this.blockFetches.delete(observation.token);
-    if (isSuccessCode(message.code) && hasBlock2(message)) return this.fetchNotification(observation, message, final);
-    observation.listener.onNotification(message, final);
+    if (this.blockFetches.size > 0) this.blockFetches.delete(observation);
+    if (isSuccessCode(message.code) && hasBlock2(message)) {
+      return this.fetchNotification(state, observation, message, final);
+    }
+    observation.listener.onNotification(observation.subject, message, final);
   }
 
   /**
    * Fetches the remaining blocks of a block-wise notification with GETs of the observed URI (RFC 7959 §3.4) and
    * delivers it whole, unless a newer notification came meanwhile; drops and logs it when a block fails.
    */
-  private fetchNotification(observation: Observation, first: CoapMessage, final: boolean): void {
-    const { token, listener } = observation;
+  private fetchNotification(peerState: PeerState, observation: Observation, first: CoapMessage, final: boolean): void {
+    const { listener, subject } = observation;
     const dropped = (reason: string) =>
-      this.dropped.warn('dropped a block-wise notification', { peer: peerKey(observation.state.peer), reason });
-    if (observation.state.forgotten) return;
+      this.dropped.warn('dropped a block-wise notification', { peer: peerKey(peerState.peer), reason });
+    if (peerState.forgotten) return;
     // The peer's live state (a final notification may have let an idle one go).
-    const state = this.peerState(observation.state.peer, true) as PeerState;
+    const state = this.peerState(peerState.peer, true) as PeerState;
     if (!observation.followUp) return dropped('the observed URI is not known (a restored observation)');
     const transfer = new OutgoingTransfer(
       { code: Code.GET, options: [...observation.followUp] },
@@ -651,18 +682,18 @@ export class CoapEndpoint {
     );
     const step = transfer.next(first);
     if (step.kind === 'fail') return dropped(step.reason);
-    if (step.kind === 'done') return listener.onNotification(step.response, final);
+    if (step.kind === 'done') return listener.onNotification(subject, step.response, final);
     const fetch = ++this.blockFetchCount;
-    this.blockFetches.set(token, fetch);
-    const current = () => this.blockFetches.get(token) === fetch;
-    this.startExchange(state, step.request, BLOCK2_NOTIFICATION_FETCH_TIMEOUT_MS, undefined, transfer).then(
+    this.blockFetches.set(observation, fetch);
+    const current = () => this.blockFetches.get(observation) === fetch;
+    this.startExchange(state, step.request, BLOCK2_NOTIFICATION_FETCH_TIMEOUT_MS, {}, transfer).then(
       (whole) => {
         if (!current()) return;
-        this.blockFetches.delete(token);
-        if (final || this.byToken.get(token) === observation) listener.onNotification(whole, final);
+        this.blockFetches.delete(observation);
+        if (final || peerState.entries.includes(observation)) listener.onNotification(subject, whole, final);
       },
       (error: unknown) => {
-        if (current()) this.blockFetches.delete(token);
+        if (current()) this.blockFetches.delete(observation);
         dropped(describe(error));
       },
     );
@@ -670,9 +701,10 @@ export class CoapEndpoint {
 
   /** Whether this message ID came from the peer recently (a retransmission); records it if not. */
   private seenRecently(state: PeerState, messageId: number): boolean {
-    if (state.recentIds.includes(messageId)) return true;
-    state.recentIds[state.recentIndex] = messageId;
-    state.recentIndex = (state.recentIndex + 1) % RECENT_IDS_PER_PEER;
+    const recorded = Math.min(state.recentCount, RECENT_IDS_PER_PEER);
+    for (let i = 0; i < recorded; i++) if (state.recentIds[i] === messageId) return true;
+    state.recentIds[state.recentCount % RECENT_IDS_PER_PEER] = messageId;
+    state.recentCount++;
     return false;
   }
 
@@ -684,13 +716,13 @@ export class CoapEndpoint {
       const exchange = state.queue.shift() as Exchange;
       this.start(exchange);
     }
-    this.dropIfIdle(state);
+    this.settle(state);
   }
 
   private start(exchange: Exchange): void {
     const { state, request } = exchange;
     exchange.messageId = state.nextMessageId;
-    state.nextMessageId = (state.nextMessageId + 1) % MESSAGE_ID_MODULUS;
+    state.nextMessageId = ((state.nextMessageId + 1) % MESSAGE_ID_MODULUS) | 0;
     const token = Buffer.allocUnsafe(TOKEN_LENGTH);
     token.writeInt32BE(exchange.token, 0);
     try {
@@ -708,7 +740,6 @@ export class CoapEndpoint {
     }
     exchange.holdsSlot = true;
     state.outstanding++;
-    state.unacked.set(exchange.messageId, exchange);
     this.stats.requestsOut++;
     this.send(state.peer, exchange.datagram);
     this.scheduleRetransmission(exchange, ACK_TIMEOUT_MS * (1 + Math.random() * (ACK_RANDOM_FACTOR - 1)));
@@ -747,7 +778,8 @@ export class CoapEndpoint {
       const szx = exchange.transfer.block1Szx;
       if (szx !== undefined && szx < exchange.state.blockSzx) exchange.state.blockSzx = szx;
       if (step.kind === 'send') {
-        this.establishObservation(exchange, response);
+        const observation = this.establishObservation(exchange, response);
+        if (observation) exchange.state.entries.push(observation);
         return this.continueExchange(exchange, step.request);
       }
       whole = step.response;
@@ -755,36 +787,33 @@ export class CoapEndpoint {
     exchange.settled = true;
     this.stopRetransmitting(exchange);
     clearTimeout(exchange.deadlineTimer);
-    const { state } = exchange;
-    if (!this.establishObservation(exchange, response) && this.byToken.get(exchange.token) === exchange) {
-      this.byToken.delete(exchange.token);
-      removeToken(state, exchange.token);
-    }
+    const observation = this.establishObservation(exchange, response);
+    // The observation takes the exchange's place (and token) among the peer's entries.
+    const at = exchange.state.entries.indexOf(exchange);
+    if (at >= 0 && observation) exchange.state.entries[at] = observation;
+    else if (at >= 0) exchange.state.entries.splice(at, 1);
     this.releaseSlot(exchange);
     exchange.resolve(whole);
   }
 
   /**
-   * Makes the exchange's token an observation when `response` (its first block) established one; true if it did.
-   * Once only: the exchange then carries on under another token.
+   * The observation under the exchange's token, when `response` (its first block) established one. Once only: the
+   * exchange then carries on under another token (`continueExchange`) or ends.
    */
-  private establishObservation(exchange: Exchange, response: CoapMessage): boolean {
+  private establishObservation(exchange: Exchange, response: CoapMessage): Observation | undefined {
     const listener = exchange.onNotification;
     const observe = readUintOption(response, OptionNumber.OBSERVE);
-    if (!listener || !isSuccessCode(response.code) || observe === undefined || Number.isNaN(observe)) return false;
+    if (!listener || !isSuccessCode(response.code) || observe === undefined || Number.isNaN(observe)) return undefined;
     exchange.onNotification = undefined;
     exchange.observed = exchange.token;
-    const observation: Observation = {
-      kind: 'observation',
-      state: exchange.state,
-      token: exchange.token,
-      sequence: observe | 0,
-      arrivedAt: this.elapsedSeconds(),
+    return new Observation(
+      exchange.token,
       listener,
-      followUp: this.followUpOptions(exchange.request.options),
-    };
-    this.byToken.set(exchange.token, observation);
-    return true;
+      exchange.subject,
+      this.followUpOptions(exchange.request.options),
+      observe | 0,
+      this.elapsedSeconds(),
+    );
   }
 
   /**
@@ -794,14 +823,7 @@ export class CoapEndpoint {
   private continueExchange(exchange: Exchange, request: OutgoingRequest): void {
     const { state } = exchange;
     this.stopRetransmitting(exchange);
-    if (exchange.messageId >= 0) state.unacked.delete(exchange.messageId);
-    if (this.byToken.get(exchange.token) === exchange) {
-      this.byToken.delete(exchange.token);
-      removeToken(state, exchange.token);
-    }
-    exchange.token = this.allocateToken();
-    this.byToken.set(exchange.token, exchange);
-    state.tokens.push(exchange.token);
+    exchange.token = this.allocateToken(state);
     exchange.request = request;
     exchange.messageId = -1;
     exchange.retransmissions = 0;
@@ -834,18 +856,17 @@ export class CoapEndpoint {
     const { state } = exchange;
     const queued = state.queue.indexOf(exchange);
     if (queued >= 0) state.queue.splice(queued, 1);
-    if (exchange.messageId >= 0) state.unacked.delete(exchange.messageId);
-    this.byToken.delete(exchange.token);
-    removeToken(state, exchange.token);
+    exchange.messageId = -1;
+    removeEntry(state, exchange);
     // An observation whose first response never came whole is not the caller's: its notifications get RST.
-    if (exchange.observed !== undefined) this.cancelObservation(exchange.observed);
+    if (exchange.observed !== undefined) this.removeObservation(state, exchange.observed);
     this.releaseSlot(exchange);
     exchange.reject(error);
   }
 
   private releaseSlot(exchange: Exchange): void {
     if (!exchange.holdsSlot) {
-      this.dropIfIdle(exchange.state);
+      this.settle(exchange.state);
       return;
     }
     exchange.holdsSlot = false;
@@ -876,11 +897,10 @@ export class CoapEndpoint {
         peer,
         queue: [],
         outstanding: 0,
-        unacked: new Map(),
-        nextMessageId: randomInt(MESSAGE_ID_MODULUS),
-        recentIds: new Int32Array(RECENT_IDS_PER_PEER).fill(-1),
-        recentIndex: 0,
-        tokens: [],
+        nextMessageId: randomInt(MESSAGE_ID_MODULUS) | 0,
+        recentIds: new Uint16Array(RECENT_IDS_PER_PEER),
+        recentCount: 0,
+        entries: [],
         forgotten: false,
         blockSzx: DEFAULT_BLOCK_SZX,
       };
@@ -889,10 +909,18 @@ export class CoapEndpoint {
     return state;
   }
 
-  /** A peer with nothing pending and nothing observed needs no state (keeps memory bounded for stray peers). */
-  private dropIfIdle(state: PeerState): void {
-    if (state.queue.length === 0 && state.outstanding === 0 && state.tokens.length === 0) {
+  /**
+   * Once a peer has nothing pending: with nothing observed either it needs no state (keeps memory bounded for stray
+   * peers); else its arrays are cut to their length, as an array keeps the capacity it grew to (a device's first
+   * round of exchanges leaves ~40 slots behind in each).
+   */
+  private settle(state: PeerState): void {
+    if (state.queue.length > 0 || state.outstanding > 0) return;
+    if (state.entries.length === 0) {
       if (this.peers.get(state.key) === state) this.peers.delete(state.key);
+    } else {
+      state.queue = [];
+      state.entries = state.entries.slice();
     }
   }
 
@@ -901,10 +929,10 @@ export class CoapEndpoint {
     return ((this.deps.now() - this.startedAt) / 1000) | 0;
   }
 
-  private allocateToken(): number {
+  private allocateToken(state: PeerState): number {
     let token: number;
-    do token = randomInt(TOKEN_MIN, TOKEN_MAX_EXCLUSIVE);
-    while (this.byToken.has(token));
+    do token = randomInt(TOKEN_MIN, TOKEN_MAX_EXCLUSIVE) | 0;
+    while (findEntry(state, token));
     return token;
   }
 
@@ -921,9 +949,27 @@ export class CoapEndpoint {
   private remember(key: string, entry: RememberedRequest, now: number): void {
     this.rememberedRequests.delete(key);
     this.rememberedRequests.set(key, entry);
+    this.forgetExpiredRequests(now);
+    if (!this.rememberedSweep && !this.closed) {
+      this.rememberedSweep = setInterval(() => this.sweepRememberedRequests(), REMEMBERED_REQUESTS_SWEEP_MS);
+      this.rememberedSweep.unref();
+    }
+  }
+
+  /** Forgets the oldest remembered requests while they are expired or beyond the bound. */
+  private forgetExpiredRequests(now: number): void {
     for (const [oldKey, old] of this.rememberedRequests) {
       if (old.expiresAt > now && this.rememberedRequests.size <= MAX_REMEMBERED_REQUESTS) break;
       this.rememberedRequests.delete(oldKey);
+    }
+  }
+
+  /** The periodic sweep: requests do not linger past their lifetime after a burst; it stops once none is left. */
+  private sweepRememberedRequests(): void {
+    this.forgetExpiredRequests(this.deps.now());
+    if (this.rememberedRequests.size === 0) {
+      clearInterval(this.rememberedSweep);
+      this.rememberedSweep = undefined;
     }
   }
 
@@ -938,9 +984,23 @@ function hasBlock2(message: CoapMessage): boolean {
   return false;
 }
 
-function removeToken(state: PeerState, token: number): void {
-  const at = state.tokens.indexOf(token);
-  if (at >= 0) state.tokens.splice(at, 1);
+/** The peer's exchange or observation under `token`. */
+function findEntry(state: PeerState, token: number): Exchange | Observation | undefined {
+  for (const entry of state.entries) if (entry.token === token) return entry;
+  return undefined;
+}
+
+function removeEntry(state: PeerState, entry: Exchange | Observation): void {
+  const at = state.entries.indexOf(entry);
+  if (at >= 0) state.entries.splice(at, 1);
+}
+
+/** The peer's sent exchange waiting for the ACK of `messageId` (at most NSTART of them wait). */
+function unacknowledged(state: PeerState, messageId: number): Exchange | undefined {
+  for (const entry of state.entries) {
+    if (!(entry instanceof Observation) && entry.messageId === messageId) return entry;
+  }
+  return undefined;
 }
 
 /** The Observe option of an observe registration (value 0) or cancellation (value 1), RFC 7641 §2. */

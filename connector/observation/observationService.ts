@@ -79,7 +79,7 @@ interface ReobserveState {
 
 export class ObservationService {
   private readonly warnings: ThrottledWarnings;
-  /** Names whose Write-Attributes/Observe exchange is under way, per registration. */
+  /** Names whose Write-Attributes/Observe exchange is under way, per registration (none kept once it empties). */
   private readonly inFlight = new WeakMap<Registration, Set<string>>();
   private readonly reobserving = new WeakMap<Registration, ReobserveState>();
 
@@ -93,18 +93,19 @@ export class ObservationService {
    */
   async observe(registration: Registration, entries: readonly CatalogEntry[]): Promise<void> {
     // Names being observed already (an Update during the first round) are left to that round: no second token.
-    let pending = this.inFlight.get(registration);
-    if (!pending) this.inFlight.set(registration, (pending = new Set()));
-    const busy = pending;
+    const pending = this.inFlight.get(registration);
     const missing = entries.filter(
-      (entry) => registration.observations[entry.name] === undefined && !busy.has(entry.name),
+      (entry) => registration.observations[entry.name] === undefined && !pending?.has(entry.name),
     );
     if (missing.length === 0) return;
+    const busy = pending ?? new Set<string>();
+    if (!pending) this.inFlight.set(registration, busy);
     for (const entry of missing) busy.add(entry.name);
     try {
       await this.observeMissing(registration, missing, busy);
     } finally {
       for (const entry of missing) busy.delete(entry.name);
+      if (busy.size === 0 && this.inFlight.get(registration) === busy) this.inFlight.delete(registration);
     }
   }
 
@@ -114,8 +115,9 @@ export class ObservationService {
     missing: readonly CatalogEntry[],
     busy: Set<string>,
   ): Promise<void> {
+    const listener = new RegistrationObserver(this, registration);
     const observeOne = (entry: CatalogEntry) =>
-      this.observeOne(registration, entry).finally(() => busy.delete(entry.name));
+      this.observeOne(registration, entry, listener).finally(() => busy.delete(entry.name));
     const [first, ...rest] = missing;
     const firstOutcome = await observeOne(first);
     if (firstOutcome === 'silent') {
@@ -131,17 +133,13 @@ export class ObservationService {
   /** Re-creates the stored observations of a registration loaded at start (see `CoapEndpoint.restoreObservation`). */
   restore(registration: Registration): void {
     const coap = this.options.endpointFor(registration);
+    const listener = new RegistrationObserver(this, registration);
     for (const [name, token] of Object.entries(registration.observations)) {
       const entry = findProperty(name);
       // With the observe request's options again, so a block-wise notification's later blocks can be fetched.
       const restored =
         entry !== undefined &&
-        coap.restoreObservation(
-          registration.address,
-          token,
-          this.listenerFor(registration, entry),
-          this.observeOptions(registration, entry),
-        );
+        coap.restoreObservation(registration.address, token, listener, entry, this.observeOptions(registration, entry));
       if (!restored) {
         delete registration.observations[name];
       }
@@ -150,12 +148,13 @@ export class ObservationService {
 
   /** Stops observing `names` (an Update removed their objects); the device's next notification gets RST. */
   cancel(registration: Registration, names: readonly string[]): void {
+    const observed = names.filter((name) => registration.observations[name] !== undefined);
+    if (observed.length === 0) return; // no reobserve state made for nothing (it stays with the registration)
     const coap = this.options.endpointFor(registration);
     const state = this.reobserveState(registration);
-    for (const name of names) {
+    for (const name of observed) {
       const token = registration.observations[name];
-      if (token === undefined) continue;
-      coap.cancelObservation(token);
+      coap.cancelObservation(registration.address, token);
       delete registration.observations[name];
       state.retired.push(token);
     }
@@ -197,8 +196,12 @@ export class ObservationService {
     return [...resourcePath(registration, entry), uintOption(OptionNumber.ACCEPT, acceptFor(registration))];
   }
 
-  /** Write-Attributes then Observe for one resource. */
-  private async observeOne(registration: Registration, entry: CatalogEntry): Promise<Outcome> {
+  /** Write-Attributes then Observe for one resource; its notifications go to `listener`. */
+  private async observeOne(
+    registration: Registration,
+    entry: CatalogEntry,
+    listener: RegistrationObserver,
+  ): Promise<Outcome> {
     const { pmin, pmax } = observationFor(entry, this.options.observation);
     const path = resourcePath(registration, entry);
     let answered = false;
@@ -220,18 +223,19 @@ export class ObservationService {
         });
       }
       if (!this.options.registry.holds(registration)) return 'ended';
-      const listener = this.listenerFor(registration, entry);
       const response = await this.send(
         registration,
         {
           code: Code.GET,
           options: [observeOption(true), ...this.observeOptions(registration, entry)],
         },
-        listener,
+        { listener, entry },
       );
       const observing = isSuccessCode(response.code) && readUintOption(response, OptionNumber.OBSERVE) !== undefined;
       if (!this.options.registry.holds(registration)) {
-        if (observing) this.options.endpointFor(registration).cancelObservation(observationHandle(response));
+        if (observing) {
+          this.options.endpointFor(registration).cancelObservation(registration.address, observationHandle(response));
+        }
         return 'ended';
       }
       if (response.code === Code.NOT_FOUND) {
@@ -272,7 +276,7 @@ export class ObservationService {
     }
   }
 
-  /** A notification of `entry` on `registration` (from its `ResourceObserver`). */
+  /** A notification of `entry` on `registration` (from its `RegistrationObserver`). */
   handleNotification(registration: Registration, entry: CatalogEntry, message: CoapMessage, final: boolean): void {
     if (!this.options.registry.holds(registration)) return;
     if (final && registration.observations[entry.name] !== undefined) {
@@ -320,32 +324,35 @@ export class ObservationService {
     return state;
   }
 
-  private listenerFor(registration: Registration, entry: CatalogEntry): NotificationListener {
-    return new ResourceObserver(this, registration, entry);
-  }
-
+  /** Sends a request to the registration's device; with `observer`, an observation of `observer.entry`. */
   private send(
     registration: Registration,
     request: OutgoingRequest,
-    onNotification?: NotificationListener,
+    observer?: { listener: RegistrationObserver; entry: CatalogEntry },
   ): Promise<CoapMessage> {
     const coap = this.options.endpointFor(registration);
     if (!sessionOwnedBy(registration, coap)) {
       return Promise.reject(new CoapCancelledError('the device has no DTLS session at its address'));
     }
-    return coap.request(registration.address, request, { timeoutMs: this.options.deviceTimeoutMs, onNotification });
+    return coap.request(registration.address, request, {
+      timeoutMs: this.options.deviceTimeoutMs,
+      onNotification: observer?.listener,
+      subject: observer?.entry,
+    });
   }
 }
 
-/** The listener of one observation: three references, no closure (there are 20 per device). */
-class ResourceObserver implements NotificationListener {
+/**
+ * The listener of a registration's observations, each established with its catalog entry as the subject: one per
+ * `observe` or `restore` call rather than one per observation (there are 20 per device).
+ */
+class RegistrationObserver implements NotificationListener<CatalogEntry> {
   constructor(
     private readonly service: ObservationService,
     private readonly registration: Registration,
-    private readonly entry: CatalogEntry,
   ) {}
 
-  onNotification(message: CoapMessage, final: boolean): void {
-    this.service.handleNotification(this.registration, this.entry, message, final);
+  onNotification(entry: CatalogEntry, message: CoapMessage, final: boolean): void {
+    this.service.handleNotification(this.registration, entry, message, final);
   }
 }

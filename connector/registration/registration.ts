@@ -55,8 +55,9 @@ export interface Registration {
   observations: Record<string, number>;
 }
 
+/** `address#port`. Built by `join`, which makes one flat string (a template literal keeps a tree of its pieces). */
 export function addressKey(address: DeviceAddress): string {
-  return `${address.address}#${address.port}`;
+  return [address.address, address.port].join('#');
 }
 
 /**

@@ -6,16 +6,17 @@
  */
 import { DeviceAddress, Registration, TransportName, addressKey } from './registration';
 
-interface HeapEntry {
-  at: number;
-  registration: Registration;
-}
-
 export class RegistrationRegistry {
   private readonly byId = new Map<string, Registration>();
   private readonly byEndpoint = new Map<string, Registration>();
-  private readonly byAddress = new Map<string, Registration>();
-  private readonly heap: HeapEntry[] = [];
+  /** By transport, then by `addressKey` (one flat key each: no transport prefix concatenated to it). */
+  private readonly byAddress: Record<TransportName, Map<string, Registration>> = { coap: new Map(), coaps: new Map() };
+  /**
+   * The min-heap, as two parallel arrays: entry i is `heap[i]`, due at `heapTimes[i]` (ms). No object per entry, and
+   * an array of numbers stores them unboxed (memory per registration).
+   */
+  private readonly heap: Registration[] = [];
+  private readonly heapTimes: number[] = [];
   /** The time of each registration's live heap entry. */
   private readonly scheduled = new WeakMap<Registration, number>();
 
@@ -33,15 +34,14 @@ export class RegistrationRegistry {
 
   /** The registration whose device is at `address` on `transport` (its last Register or Update came from there). */
   forAddress(transport: TransportName, address: DeviceAddress): Registration | undefined {
-    return this.byAddress.get(transportAddressKey(transport, address));
+    return this.byAddress[transport].get(addressKey(address));
   }
 
   /** The device moved (an Update from a new address): requests and lookups follow it. */
   move(registration: Registration, address: DeviceAddress): void {
     this.unindexAddress(registration);
     registration.address = address;
-    if (this.holds(registration))
-      this.byAddress.set(transportAddressKey(registration.transport, address), registration);
+    if (this.holds(registration)) this.byAddress[registration.transport].set(addressKey(address), registration);
   }
 
   all(): IterableIterator<Registration> {
@@ -57,8 +57,8 @@ export class RegistrationRegistry {
   add(registration: Registration): void {
     this.byId.set(registration.id, registration);
     this.byEndpoint.set(registration.endpoint, registration);
-    this.byAddress.set(transportAddressKey(registration.transport, registration.address), registration);
-    this.push({ at: registration.expiresAt, registration });
+    this.byAddress[registration.transport].set(addressKey(registration.address), registration);
+    this.push(registration, registration.expiresAt);
   }
 
   /**
@@ -69,7 +69,7 @@ export class RegistrationRegistry {
   renew(registration: Registration, expiresAt: number): void {
     registration.expiresAt = expiresAt;
     const scheduled = this.scheduled.get(registration);
-    if (scheduled === undefined || expiresAt < scheduled) this.push({ at: expiresAt, registration });
+    if (scheduled === undefined || expiresAt < scheduled) this.push(registration, expiresAt);
   }
 
   remove(registration: Registration): void {
@@ -79,15 +79,18 @@ export class RegistrationRegistry {
   }
 
   private unindexAddress(registration: Registration): void {
-    const key = transportAddressKey(registration.transport, registration.address);
-    if (this.byAddress.get(key) === registration) this.byAddress.delete(key);
+    const byAddress = this.byAddress[registration.transport];
+    const key = addressKey(registration.address);
+    if (byAddress.get(key) === registration) byAddress.delete(key);
   }
 
   /** Removes and returns the registrations whose expiry time is at or before `now`. */
   takeExpired(now: number): Registration[] {
     const expired: Registration[] = [];
-    while (this.heap.length > 0 && this.heap[0].at <= now) {
-      const { at, registration } = this.pop();
+    while (this.heap.length > 0 && this.heapTimes[0] <= now) {
+      const registration = this.heap[0];
+      const at = this.heapTimes[0];
+      this.removeTop();
       if (this.scheduled.get(registration) !== at) continue; // superseded by an earlier entry
       this.scheduled.delete(registration);
       if (this.byId.get(registration.id) !== registration) continue; // ended meanwhile
@@ -95,47 +98,45 @@ export class RegistrationRegistry {
         this.remove(registration);
         expired.push(registration);
       } else {
-        this.push({ at: registration.expiresAt, registration }); // renewed since: its turn comes later
+        this.push(registration, registration.expiresAt); // renewed since: its turn comes later
       }
     }
     return expired;
   }
 
-  private push(entry: HeapEntry): void {
-    this.scheduled.set(entry.registration, entry.at);
-    const heap = this.heap;
-    heap.push(entry);
-    let i = heap.length - 1;
+  private push(registration: Registration, at: number): void {
+    this.scheduled.set(registration, at);
+    const { heap, heapTimes } = this;
+    let i = heap.length;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (heap[parent].at <= entry.at) break;
+      if (heapTimes[parent] <= at) break;
       heap[i] = heap[parent];
+      heapTimes[i] = heapTimes[parent];
       i = parent;
     }
-    heap[i] = entry;
+    heap[i] = registration;
+    heapTimes[i] = at;
   }
 
-  private pop(): HeapEntry {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop() as HeapEntry;
-    if (heap.length > 0) {
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= heap.length) break;
-        const right = left + 1;
-        const child = right < heap.length && heap[right].at < heap[left].at ? right : left;
-        if (heap[child].at >= last.at) break;
-        heap[i] = heap[child];
-        i = child;
-      }
-      heap[i] = last;
+  /** Removes the earliest entry (the heap is not empty). */
+  private removeTop(): void {
+    const { heap, heapTimes } = this;
+    const last = heap.pop() as Registration;
+    const lastAt = heapTimes.pop() as number;
+    if (heap.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const right = left + 1;
+      const child = right < heap.length && heapTimes[right] < heapTimes[left] ? right : left;
+      if (heapTimes[child] >= lastAt) break;
+      heap[i] = heap[child];
+      heapTimes[i] = heapTimes[child];
+      i = child;
     }
-    return top;
+    heap[i] = last;
+    heapTimes[i] = lastAt;
   }
-}
-
-function transportAddressKey(transport: TransportName, address: DeviceAddress): string {
-  return `${transport}|${addressKey(address)}`;
 }

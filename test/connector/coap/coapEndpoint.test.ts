@@ -9,6 +9,8 @@ import {
   CoapResetError,
   CoapTimeoutError,
   Peer,
+  observationHandle,
+  observeOption,
 } from '../../../connector/coap/coapEndpoint';
 import {
   CoapMessage,
@@ -21,6 +23,7 @@ import {
   stringOption,
   uintOption,
 } from '../../../connector/coap/coapMessage';
+import { EXCHANGE_LIFETIME_MS } from '../../../connector/coap/coapParameters';
 import { silentLogger } from '../../../connector/logger';
 
 interface Arrival {
@@ -194,6 +197,91 @@ describe('CoAP endpoint message layer', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(peer.arrivals.find((a) => a.message.messageId === 4243)?.message.code).toBe(Code.BAD_OPTION);
     expect(handled).toHaveLength(1);
+  });
+
+  it('forgets a remembered request once its lifetime is over, without waiting for another request', async () => {
+    // Fake timers for the endpoint's periodic sweep; its clock is `now`; I/O still needs setImmediate to turn.
+    jest.useFakeTimers({ doNotFake: ['Date', 'nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate'] });
+    let now = Date.now();
+    const clocked = await CoapEndpoint.bind('127.0.0.1', 0, {
+      log: silentLogger,
+      now: () => now,
+      onRequest: async () => ({ code: Code.CHANGED }),
+    });
+    try {
+      const request = { type: MessageType.CON, code: Code.POST, messageId: 4244, token: Buffer.from([7]) };
+      peer.send(encodeMessage({ ...request, options: [], payload: Buffer.alloc(0) }), clocked.port);
+      const deadline = Date.now() + 2000;
+      while (peer.arrivals.length === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+      expect(peer.arrivals.map((a) => a.message.messageId)).toEqual([4244]);
+      const remembered = (clocked as unknown as { rememberedRequests: Map<string, unknown> }).rememberedRequests;
+      expect(remembered.size).toBe(1);
+      jest.advanceTimersByTime(EXCHANGE_LIFETIME_MS / 2);
+      expect(remembered.size).toBe(1);
+      now += EXCHANGE_LIFETIME_MS;
+      jest.advanceTimersByTime(EXCHANGE_LIFETIME_MS / 2);
+      expect(remembered.size).toBe(0);
+      expect(jest.getTimerCount()).toBe(0); // the sweep stops with nothing left to forget
+    } finally {
+      await clocked.close();
+      jest.useRealTimers();
+    }
+  });
+
+  it("delivers notifications with their observation's subject, a retransmitted one once, and resets them once cancelled", async () => {
+    peer.onMessage = (message) => {
+      if (message.code !== Code.GET) return;
+      peer.send(
+        encodeMessage({
+          type: MessageType.ACK,
+          code: Code.CONTENT,
+          messageId: message.messageId,
+          token: message.token,
+          options: [uintOption(OptionNumber.OBSERVE, 1)],
+          payload: Buffer.from('1'),
+        }),
+        endpoint.port,
+      );
+    };
+    const delivered: [unknown, string, boolean][] = [];
+    const listener = {
+      onNotification: (subject: unknown, notification: CoapMessage, final: boolean) =>
+        void delivered.push([subject, notification.payload.toString(), final]),
+    };
+    const observe = { code: Code.GET, options: [observeOption(true), stringOption(OptionNumber.URI_PATH, 'x')] };
+    const response = await endpoint.request(peer.peer, observe, {
+      timeoutMs: 2000,
+      onNotification: listener,
+      subject: 'x',
+    });
+    expect(endpoint.observationCount).toBe(1);
+    const notification = (messageId: number, sequence: number) =>
+      encodeMessage({
+        type: MessageType.CON,
+        code: Code.CONTENT,
+        messageId,
+        token: response.token,
+        options: [uintOption(OptionNumber.OBSERVE, sequence)],
+        payload: Buffer.from(String(sequence)),
+      });
+    // Message ID 0 is no duplicate of anything before it; its retransmission is.
+    peer.send(notification(0, 2), endpoint.port);
+    peer.send(notification(0, 2), endpoint.port);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(delivered).toEqual([['x', '2', false]]);
+    expect(endpoint.stats.duplicateResponses).toBe(1);
+    expect(endpoint.stats.staleNotifications).toBe(0);
+    const acks = peer.arrivals.filter((a) => a.message.type === MessageType.ACK && a.message.code === Code.EMPTY);
+    expect(acks.map((a) => a.message.messageId)).toEqual([0, 0]);
+
+    endpoint.cancelObservation(peer.peer, observationHandle(response));
+    expect(endpoint.observationCount).toBe(0);
+    peer.send(notification(1, 3), endpoint.port);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(delivered).toHaveLength(1);
+    expect(peer.arrivals.filter((a) => a.message.type === MessageType.RST).map((a) => a.message.messageId)).toEqual([
+      1,
+    ]);
   });
 
   it('answers a CoAP ping and a malformed confirmable message with RST', async () => {
