@@ -256,13 +256,12 @@ describe('DtlsServer', () => {
     }
   });
 
-  it('retransmits its flight when the first one is lost', async () => {
-    // A proxy that drops the server's first datagram after the HelloVerifyRequest (the ServerHello flight).
+  /** A UDP proxy in front of the echo server that passes the client's datagrams and the server's that `pass` lets. */
+  async function lossyProxy(pass: (fromServer: Buffer) => boolean) {
     const proxy = dgram.createSocket('udp4');
     proxy.bind(0, '127.0.0.1');
     await once(proxy, 'listening');
     let clientPort = 0;
-    let fromServer = 0;
     const towardServer = dgram.createSocket('udp4');
     towardServer.bind(0, '127.0.0.1');
     await once(towardServer, 'listening');
@@ -271,19 +270,31 @@ describe('DtlsServer', () => {
       towardServer.send(datagram, echo.port, '127.0.0.1');
     });
     towardServer.on('message', (datagram) => {
-      if (++fromServer !== 2) proxy.send(datagram, clientPort, '127.0.0.1');
+      if (pass(datagram)) proxy.send(datagram, clientPort, '127.0.0.1');
     });
+    return {
+      port: proxy.address().port,
+      close: () => {
+        proxy.close();
+        towardServer.close();
+      },
+    };
+  }
+
+  it('retransmits its flight when the first one is lost', async () => {
+    // Drops the server's first datagram after the HelloVerifyRequest (the ServerHello flight).
+    let fromServer = 0;
+    const proxy = await lossyProxy(() => ++fromServer !== 2);
     try {
       const client = await DtlsClientConnection.connect(
         new DtlsClientContext({ identity: 'sim-001', key: KEY }),
         '127.0.0.1',
-        proxy.address().port,
+        proxy.port,
       );
       client.close();
       expect(fromServer).toBeGreaterThanOrEqual(4);
     } finally {
       proxy.close();
-      towardServer.close();
     }
   });
 
@@ -291,30 +302,19 @@ describe('DtlsServer', () => {
     // The server finishes its handshake (and hands its handshake buffer's pages back) on the client's Finished; its
     // own ChangeCipherSpec and Finished are dropped once, so the client retransmits its flight and the server must
     // rebuild its last flight in that buffer.
-    const proxy = dgram.createSocket('udp4');
-    proxy.bind(0, '127.0.0.1');
-    await once(proxy, 'listening');
-    let clientPort = 0;
     const dropped = { changeCipherSpec: 0, finished: 0 };
-    const towardServer = dgram.createSocket('udp4');
-    towardServer.bind(0, '127.0.0.1');
-    await once(towardServer, 'listening');
-    proxy.on('message', (datagram, rinfo) => {
-      clientPort = rinfo.port;
-      towardServer.send(datagram, echo.port, '127.0.0.1');
-    });
-    towardServer.on('message', (datagram) => {
+    const proxy = await lossyProxy((datagram) => {
       const [contentType, , , epochHigh, epochLow] = datagram;
-      if (contentType === 20 && dropped.changeCipherSpec++ === 0) return;
-      if (contentType === 22 && (epochHigh << 8) + epochLow === 1 && dropped.finished++ === 0) return;
-      proxy.send(datagram, clientPort, '127.0.0.1');
+      if (contentType === 20 && dropped.changeCipherSpec++ === 0) return false;
+      if (contentType === 22 && (epochHigh << 8) + epochLow === 1 && dropped.finished++ === 0) return false;
+      return true;
     });
     try {
       const replies: string[] = [];
       const client = await DtlsClientConnection.connect(
         new DtlsClientContext({ identity: 'sim-001', key: KEY }),
         '127.0.0.1',
-        proxy.address().port,
+        proxy.port,
         { onMessage: (plaintext) => replies.push(plaintext.toString()) },
       );
       client.send(Buffer.from('after the lost flight'));
@@ -327,7 +327,6 @@ describe('DtlsServer', () => {
       expect(echo.server.stats()).toMatchObject({ fullHandshakes: 1, failedHandshakes: 0 });
     } finally {
       proxy.close();
-      towardServer.close();
     }
   });
 });
